@@ -1,0 +1,77 @@
+"""Detection recall / precision at IoU >= 0.5 (one-to-one greedy matching on polygon IoU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from shapely.geometry import Polygon as ShapelyPolygon
+
+from ocrapp.document import Polygon
+
+
+@dataclass
+class DetCounts:
+    gt: int = 0
+    pred: int = 0
+    matched: int = 0
+
+    def add(self, other: "DetCounts") -> "DetCounts":
+        return DetCounts(self.gt + other.gt, self.pred + other.pred, self.matched + other.matched)
+
+    @property
+    def recall(self) -> float:
+        return self.matched / self.gt if self.gt else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self.matched / self.pred if self.pred else 0.0
+
+    @property
+    def hmean(self) -> float:
+        r, p = self.recall, self.precision
+        return 2 * r * p / (r + p) if r + p else 0.0
+
+    def as_dict(self) -> dict:
+        return {"gt": self.gt, "pred": self.pred, "matched": self.matched, "recall": round(self.recall, 4),
+                "precision": round(self.precision, 4), "hmean": round(self.hmean, 4)}
+
+
+def _as_array(poly) -> np.ndarray:
+    if isinstance(poly, Polygon):
+        return np.asarray(poly.points, dtype=np.float64)
+    return np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+
+
+def match_counts(gt: list, pred: list, iou_thresh: float = 0.5) -> DetCounts:
+    """gt, pred: polygons (ocrapp Polygon or (K,2) arrays). Greedy one-to-one matching by IoU."""
+    g = [_as_array(p) for p in gt]
+    p = [_as_array(q) for q in pred]
+    counts = DetCounts(len(g), len(p), 0)
+    if not g or not p:
+        return counts
+    gb = np.array([[a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()] for a in g])
+    pb = np.array([[a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()] for a in p])
+    ix0 = np.maximum(gb[:, None, 0], pb[None, :, 0])
+    iy0 = np.maximum(gb[:, None, 1], pb[None, :, 1])
+    ix1 = np.minimum(gb[:, None, 2], pb[None, :, 2])
+    iy1 = np.minimum(gb[:, None, 3], pb[None, :, 3])
+    overlap = (ix1 > ix0) & (iy1 > iy0)
+    gs = [ShapelyPolygon(a).buffer(0) for a in g]
+    ps = [ShapelyPolygon(a).buffer(0) for a in p]
+    pairs = []
+    for i, j in zip(*np.nonzero(overlap)):
+        inter = gs[i].intersection(ps[j]).area
+        union = gs[i].area + ps[j].area - inter
+        iou = inter / union if union > 0 else 0.0
+        if iou >= iou_thresh:
+            pairs.append((iou, i, j))
+    pairs.sort(reverse=True)
+    used_g, used_p = set(), set()
+    for _iou, i, j in pairs:
+        if i in used_g or j in used_p:
+            continue
+        used_g.add(i)
+        used_p.add(j)
+    counts.matched = len(used_g)
+    return counts

@@ -1,0 +1,193 @@
+"""docTR DBNet builders and weight loading.
+
+Every model is built with ``pretrained=False, pretrained_backbone=False``: no download is ever attempted (a failed
+download would leave a 0-byte file in docTR's cache). Weights come from files on disk only:
+
+* our own fp16 safetensors (``models/detector_<arch>.safetensors``), cast to float32 on load;
+* docTR's official checkpoint layout: a plain torch ``state_dict`` saved with ``torch.save`` (``.pt``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ocrapp.errors import ModelError
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """A named detector: the docTR architecture and its default inference size."""
+
+    name: str
+    doctr_arch: str
+    input_size: int = 1024
+    note: str = ""
+    head_chans: int | None = None  # None: docTR's default (256), i.e. compatible with docTR's checkpoints
+
+
+DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
+    cfg.name: cfg
+    for cfg in (
+        DetectorConfig("db_mobilenet_v3_large_h96", "db_mobilenet_v3_large", 1024,
+                       "~3.2M params, DB head with 96 channels (like PP-OCR's mobile DB): ~2.5x cheaper than the "
+                       "256-channel head on CPU; the default, trained here", head_chans=96),
+        DetectorConfig("db_mobilenet_v3_large", "db_mobilenet_v3_large", 1024,
+                       "~4.2M params; docTR's layout (loads docTR checkpoints)"),
+        DetectorConfig("db_resnet34", "db_resnet34", 1024, "~22M params"),
+        DetectorConfig("db_resnet50", "db_resnet50", 1024, "~25M params; docTR's default, for GPU training"),
+        DetectorConfig("linknet_resnet18", "linknet_resnet18", 1024, "LinkNet, ~12M params"),
+    )
+}
+DEFAULT_ARCH = "db_mobilenet_v3_large_h96"
+
+
+def build_detector(arch: str = DEFAULT_ARCH, assume_straight_pages: bool = False) -> nn.Module:
+    """A randomly initialised docTR detection model (no download). ``assume_straight_pages=False`` makes the
+    model's postprocessor return rotated quadrilaterals instead of axis-aligned boxes."""
+    if arch not in DETECTOR_CONFIGS:
+        raise ModelError(f"unknown detector architecture {arch!r}; known: {', '.join(DETECTOR_CONFIGS)}")
+    from doctr.models import detection
+
+    cfg = DETECTOR_CONFIGS[arch]
+    builder = getattr(detection, cfg.doctr_arch)
+    kwargs = {"head_chans": cfg.head_chans} if cfg.head_chans else {}
+    return builder(pretrained=False, pretrained_backbone=False, assume_straight_pages=assume_straight_pages, **kwargs)
+
+
+def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        index = json.loads(index_path.read_text())
+        shards = sorted(set(index["weight_map"].values()))
+    except Exception as exc:
+        raise ModelError(f"cannot read detector shard index {index_path}: {exc}") from exc
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        shard_path = index_path.parent / shard
+        if not shard_path.is_file():
+            raise ModelError(f"detector weights shard not found: {shard_path} (listed in {index_path})")
+        try:
+            state.update(load_file(str(shard_path), device="cpu"))
+        except Exception as exc:
+            raise ModelError(f"cannot read detector weights {shard_path}: {exc}") from exc
+    return state
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.name.endswith(".index.json") and path.is_file():
+        return _read_sharded(path)
+    if not path.is_file() and path.with_name(path.name + ".index.json").is_file():
+        return _read_sharded(path.with_name(path.name + ".index.json"))
+    if not path.is_file():
+        raise ModelError(f"detector weights not found: {path}")
+    if path.stat().st_size == 0:
+        raise ModelError(f"detector weights file is empty: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt / truncated / wrong format
+        raise ModelError(f"cannot read detector weights {path}: {exc}") from exc
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # our training checkpoints
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path} does not hold a state_dict of tensors")
+    # torch.compile / DataParallel prefixes
+    return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in state.items()}
+
+
+def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Strictly load ``state`` (any float dtype; cast to the model's dtype) or raise ModelError naming ``path``."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or bad_shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if bad_shapes:
+            parts.append(f"{len(bad_shapes)} shape mismatches (e.g. {bad_shapes[0]})")
+        raise ModelError(f"detector weights {path} do not match the architecture: " + "; ".join(parts))
+    cast = {k: (v.to(own[k].dtype) if v.is_floating_point() else v.to(own[k].dtype)) for k, v in state.items()}
+    model.load_state_dict(cast, strict=True)
+
+
+def load_detector(weights_path: str | Path, arch: str = DEFAULT_ARCH, device: str | torch.device = "cpu",
+                  assume_straight_pages: bool = False) -> nn.Module:
+    """Build ``arch`` and load weights from our fp16 safetensors or a docTR-style ``.pt`` state_dict.
+
+    Raises ModelError (naming the file) when the file is missing, unreadable or does not match ``arch``."""
+    path = Path(weights_path)
+    state = _read_state_dict(path)
+    model = build_detector(arch, assume_straight_pages=assume_straight_pages)
+    load_state_into(model, state, path)
+    return model.to(device).eval()
+
+
+def load_doctr_checkpoint(checkpoint_path: str | Path, arch: str = DEFAULT_ARCH,
+                          device: str | torch.device = "cpu", assume_straight_pages: bool = False) -> nn.Module:
+    """Load docTR's published checkpoint layout (``torch.save(model.state_dict())``, e.g. db_resnet50-*.pt)."""
+    return load_detector(checkpoint_path, arch, device, assume_straight_pages)
+
+
+def export_fp16_safetensors(model: nn.Module, out: str | Path, metadata: dict[str, str] | None = None,
+                            max_shard_bytes: int | None = None) -> list[Path]:
+    """Write the model's state_dict as fp16 safetensors (integer buffers such as BN counters kept as is).
+
+    With ``max_shard_bytes``, a state that does not fit one file is split into ``<stem>-0000k-of-0000n.safetensors``
+    plus ``<out>.index.json`` (``load_detector(out)`` reads either form). Returns the files written."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous().cpu()
+             for k, v in model.state_dict().items()}
+    limit = max_shard_bytes or 0
+    total = sum(v.numel() * v.element_size() for v in state.values())
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    if limit and total > limit - 64 * 1024:
+        size = 0
+        budget = limit - 64 * 1024  # room for the safetensors header
+        for k, v in state.items():
+            nbytes = v.numel() * v.element_size()
+            if nbytes > budget:
+                raise ValueError(f"tensor {k} ({nbytes} bytes) does not fit a {limit}-byte shard")
+            if size + nbytes > budget and shards[-1]:
+                shards.append({})
+                size = 0
+            shards[-1][k] = v
+            size += nbytes
+    written = []
+    if len(shards) == 1:
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        save_file(state, str(tmp), metadata=metadata or {})
+        tmp.replace(out)
+        return [out]
+    weight_map = {}
+    stem = out.name.removesuffix(".safetensors")
+    for i, shard in enumerate(shards, 1):
+        name = f"{stem}-{i:05d}-of-{len(shards):05d}.safetensors"
+        tmp = out.parent / (name + ".tmp")
+        save_file(shard, str(tmp), metadata=metadata or {})
+        tmp.replace(out.parent / name)
+        written.append(out.parent / name)
+        weight_map.update({k: name for k in shard})
+    index = out.with_name(out.name + ".index.json")
+    index.write_text(json.dumps({"metadata": metadata or {}, "weight_map": weight_map}, indent=1))
+    written.append(index)
+    return written

@@ -1,0 +1,116 @@
+"""Word detection on page images with a docTR DBNet: batched, aspect-preserving, polygons in page pixels."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from ocrapp.document import Polygon
+from ocrapp.detection.model import DEFAULT_ARCH, DETECTOR_CONFIGS, load_detector
+
+DEFAULT_MEAN = (0.798, 0.785, 0.772)  # docTR's DBNet normalisation
+DEFAULT_STD = (0.264, 0.2749, 0.287)
+
+
+def order_quad(points: np.ndarray) -> np.ndarray:
+    """Order 4 points TL, TR, BR, BL (image coordinates, y down) for a roughly horizontal word."""
+    pts = np.asarray(points, dtype=np.float64).reshape(4, 2)
+    c = pts.mean(0)
+    ang = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    pts = pts[np.argsort(ang)]  # clockwise on screen starting near -pi (left)
+    # start at the point with the smallest x+y among the two upper points
+    start = int(np.argmin(pts[:, 0] + pts[:, 1]))
+    return np.roll(pts, -start, axis=0)
+
+
+def resize_and_pad(pages: list[np.ndarray], size: int, multiple: int = 32) -> tuple[torch.Tensor, list[tuple[int, int, float]]]:
+    """Resize each page so that its longer side is ``size`` (aspect kept), pad bottom/right to a common
+    shape (multiple of 32). Returns uint8 NCHW tensor and per page (resized_h, resized_w, scale)."""
+    metas = []
+    resized = []
+    for page in pages:
+        if page.ndim != 3 or page.shape[2] != 3 or page.dtype != np.uint8:
+            raise ValueError("pages must be RGB uint8 arrays of shape (H, W, 3)")
+        h, w = page.shape[:2]
+        scale = size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        img = cv2.resize(page, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        resized.append(img)
+        metas.append((nh, nw, scale))
+    H = int(math.ceil(max(m[0] for m in metas) / multiple) * multiple)
+    W = int(math.ceil(max(m[1] for m in metas) / multiple) * multiple)
+    batch = np.full((len(pages), H, W, 3), 255, dtype=np.uint8)  # white padding, like paper
+    for i, img in enumerate(resized):
+        batch[i, : img.shape[0], : img.shape[1]] = img
+    return torch.from_numpy(batch).permute(0, 3, 1, 2), metas
+
+
+class DetectionPredictor:
+    """Finds word polygons. ``predict(pages)`` -> per page a list of (Polygon TL,TR,BR,BL in page pixels, score).
+
+    Uses the model's own DB postprocessor; the model is built with ``assume_straight_pages=False`` so rotated
+    words come back as rotated quadrilaterals (minimum-area rectangles)."""
+
+    def __init__(self, model: nn.Module, input_size: int = 1024, batch_size: int = 2,
+                 device: str | torch.device | None = None, bin_thresh: float | None = None,
+                 box_thresh: float | None = None) -> None:
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.input_size = input_size
+        self.batch_size = batch_size
+        cfg = getattr(model, "cfg", None) or {}
+        self.mean = torch.tensor(cfg.get("mean", DEFAULT_MEAN), dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(cfg.get("std", DEFAULT_STD), dtype=torch.float32).view(1, 3, 1, 1)
+        self.postprocessor = model.postprocessor
+        if bin_thresh is not None:
+            self.postprocessor.bin_thresh = bin_thresh
+        if box_thresh is not None:
+            self.postprocessor.box_thresh = box_thresh
+
+    @classmethod
+    def from_weights(cls, weights_path: str | Path, arch: str = DEFAULT_ARCH, device: str = "cpu",
+                     input_size: int | None = None, **kwargs) -> "DetectionPredictor":
+        model = load_detector(weights_path, arch, device, assume_straight_pages=False)
+        return cls(model, input_size or DETECTOR_CONFIGS[arch].input_size, device=device, **kwargs)
+
+    def prob_maps(self, batch_u8: torch.Tensor) -> np.ndarray:
+        x = batch_u8.to(self.device).float().div_(255.0)
+        x = (x - self.mean.to(self.device)) / self.std.to(self.device)
+        amp = (torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda"
+               else contextlib.nullcontext())
+        with torch.inference_mode(), amp:
+            feats = self.model.feat_extractor(x)
+            feats = [feats[str(i)] for i in range(len(feats))]
+            logits = self.model.prob_head(self.model.fpn(feats))
+            prob = torch.sigmoid(logits.float())
+        return prob.permute(0, 2, 3, 1).cpu().numpy()  # N,H,W,C
+
+    def predict(self, pages: list[np.ndarray]) -> list[list[tuple[Polygon, float]]]:
+        results: list[list[tuple[Polygon, float]]] = []
+        for start in range(0, len(pages), self.batch_size):
+            chunk = pages[start : start + self.batch_size]
+            batch, metas = resize_and_pad(chunk, self.input_size)
+            maps = self.prob_maps(batch)
+            for page, pmap, (nh, nw, _scale) in zip(chunk, maps, metas):
+                # crop the map to the un-padded region so that relative coords map onto the page
+                crop = np.ascontiguousarray(pmap[:nh, :nw])
+                preds = self.postprocessor(crop[None])[0][0]  # first sample, first class: (N, 5, 2)
+                H, W = page.shape[:2]
+                words = []
+                for pred in preds:
+                    quad = np.asarray(pred[:4], dtype=np.float64) * np.array([W, H])
+                    quad[:, 0] = quad[:, 0].clip(0, W)
+                    quad[:, 1] = quad[:, 1].clip(0, H)
+                    quad = order_quad(quad)
+                    score = float(pred[4][1])
+                    words.append((Polygon(tuple((float(x), float(y)) for x, y in quad)), score))
+                results.append(words)
+        return results
+
+    __call__ = predict

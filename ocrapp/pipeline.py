@@ -1,0 +1,157 @@
+"""The whole OCR flow, readable top to bottom.
+
+source pages -> detect word polygons -> select and rectify crops -> recognize (crops of several pages in
+one batch) -> lay out words into lines and blocks -> Page. Pages stream through in small groups, so a
+500-page PDF is never held in memory; page loading (poppler, image decoding) runs in a background thread
+and overlaps with the models.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+from ocrapp.detection.model import DEFAULT_ARCH
+from ocrapp.detection.predictor import DetectionPredictor
+from ocrapp.document import Document, Page, Polygon, Word
+from ocrapp.export.pdf import encode_page_image
+from ocrapp.io.sources import PageImage, iter_pages, probe_input
+from ocrapp.layout import LayoutConfig, analyze_layout
+from ocrapp.models_registry import default_detector_path, default_recognizer_path
+from ocrapp.recognition.predictor import Recognizer, RecognizerConfig, resolve_device
+from ocrapp.rectify import RectifyConfig, rectify_words, select_polygons
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OcrConfig:
+    device: str = "auto"  # auto | cpu | cuda
+    dpi: int = 200  # PDF rasterisation: ~28 px x-height for 10 pt text, near the recognizer's 32 px input
+    detector_weights: Path | None = None  # default: models/detector_<arch>.safetensors
+    detector_arch: str = DEFAULT_ARCH
+    recognizer_weights: Path | None = None  # default: models/recognizer_clip4str-s.safetensors
+    pages_per_batch: int = 4  # pages whose crops go to the recognizer together
+    keep_page_images: bool = False  # store encoded page images in Page.image_data (for PDF export)
+    min_confidence: float = 0.0  # words read with less confidence are dropped
+    recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
+    rectify: RectifyConfig = field(default_factory=RectifyConfig)
+    layout: LayoutConfig = field(default_factory=LayoutConfig)
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Produce ``items`` in a background thread, at most ``depth`` ahead; exceptions re-raised in order."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((item, None))
+            q.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            q.put((done, exc))
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class OCR:
+    """``OCR().read("report.pdf")`` -> Document; ``OCR().iter_pages(path)`` streams Page objects."""
+
+    def __init__(self, config: OcrConfig = OcrConfig()) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.detector = DetectionPredictor.from_weights(
+            config.detector_weights or default_detector_path(config.detector_arch), config.detector_arch,
+            device=str(self.device))
+        self.recognizer = Recognizer.from_pretrained(
+            config.recognizer_weights or default_recognizer_path(), str(self.device), config.recognizer)
+
+    # -- public API ---------------------------------------------------------------------------------------
+    def read(self, path: str | Path, pages: str | None = None) -> Document:
+        """OCR a whole image or PDF; page images are kept so that ``doc.export("pdf")`` works."""
+        keep = OcrConfig(**{**self.config.__dict__, "keep_page_images": True})
+        return Document(pages=list(self._run(path, pages, keep)), source=str(path))
+
+    def iter_pages(self, path: str | Path, pages: str | None = None,
+                   on_page_image: Callable[[Page, np.ndarray], None] | None = None) -> Iterator[Page]:
+        """Stream pages; ``on_page_image`` receives each page with its image (e.g. a PDF writer)."""
+        yield from self._run(path, pages, self.config, on_page_image)
+
+    def read_images(self, images: Sequence[np.ndarray]) -> list[Page]:
+        """OCR in-memory RGB page images."""
+        sources = [PageImage(i, img, None, Path("<memory>")) for i, img in enumerate(images)]
+        return self.process_pages(sources, self.config)
+
+    # -- the steps ----------------------------------------------------------------------------------------
+    def _run(self, path: str | Path, pages: str | None, config: OcrConfig,
+             on_page_image: Callable[[Page, np.ndarray], None] | None = None) -> Iterator[Page]:
+        info = probe_input(path, dpi=config.dpi, pages=pages)  # validates before anything is produced
+        for group in chunked(prefetch(iter_pages(path, dpi=config.dpi, info=info)), config.pages_per_batch):
+            for page, source in zip(self.process_pages(group, config), group):
+                if on_page_image is not None:
+                    on_page_image(page, source.image)
+                yield page
+
+    def process_pages(self, sources: Sequence[PageImage], config: OcrConfig) -> list[Page]:
+        detections = self.detector.predict([s.image for s in sources])
+        crops: list[np.ndarray] = []
+        kept: list[list[tuple[Polygon, float]]] = []
+        for source, found in zip(sources, detections):
+            page_words = select_words(source.image, found, config.rectify)
+            kept.append(page_words)
+            crops.extend(rectify_words(source.image, [p for p, _ in page_words], config.rectify))
+        readings = iter(self.recognizer.read(crops))  # one recognizer pass over all pages' crops
+        pages = []
+        for source, page_words in zip(sources, kept):
+            words = [Word(text, conf, polygon, score)
+                     for (polygon, score), (text, conf) in zip(page_words, readings)]
+            pages.append(assemble_page(source, words, config))
+        return pages
+
+
+def select_words(image: np.ndarray, found: list[tuple[Polygon, float]],
+                 config: RectifyConfig) -> list[tuple[Polygon, float]]:
+    height, width = image.shape[:2]
+    keep = select_polygons([p for p, _ in found], (width, height), [s for _, s in found], config)
+    return [found[i] for i in keep]
+
+
+def assemble_page(source: PageImage, words: list[Word], config: OcrConfig) -> Page:
+    words = [w for w in words if w.text.strip() and w.confidence >= config.min_confidence]
+    height, width = source.image.shape[:2]
+    page = Page(index=source.index, width=width, height=height, blocks=analyze_layout(words, config.layout),
+                dpi=source.dpi, source=str(source.source))
+    if config.keep_page_images:
+        page.image_data = encode_page_image(source.image)
+    return page

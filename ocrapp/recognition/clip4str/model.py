@@ -1,0 +1,140 @@
+"""CLIP4STR (Zhao et al. 2023) on open_clip towers.
+
+visual branch:      CLIP image encoder -> PARSeq-style visual decoder -> first guess
+cross-modal branch: CLIP text encoder(first guess) ++ image tokens (detached) -> cross-modal decoder -> final
+
+``clip_model`` is an open_clip ``CLIP`` so that its state dict has the OpenAI/OpenCLIP layout, and the whole
+module has the official CLIP4STR layout (clip_model.*, visual_decoder.*, cross_decoder.*).
+"""
+
+from __future__ import annotations
+
+import torch
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from open_clip.tokenizer import SimpleTokenizer
+from torch import Tensor, nn
+
+from ocrapp.recognition.charset import CharTokenizer
+from ocrapp.recognition.clip4str.config import Clip4StrConfig
+from ocrapp.recognition.clip4str.modules import Decoder
+
+
+def _build_clip(cfg: Clip4StrConfig) -> CLIP:
+    if cfg.vision == "vit":
+        vision = CLIPVisionCfg(layers=cfg.vision_layers, width=cfg.vision_width, head_width=cfg.vision_head_width,
+                               patch_size=cfg.patch_size, image_size=cfg.image_size)
+    elif cfg.vision == "resnet":
+        # ModifiedResNet sizes its (unused) attention pool from an int image size; we read the feature map.
+        vision = CLIPVisionCfg(layers=cfg.vision_layers, width=cfg.vision_width, head_width=cfg.vision_head_width,
+                               image_size=32)
+    else:
+        raise ValueError(f"unknown image tower {cfg.vision!r}")
+    text = CLIPTextCfg(context_length=cfg.context_length, vocab_size=cfg.vocab_size, width=cfg.text_width,
+                       heads=cfg.text_heads, layers=cfg.text_layers)
+    clip = CLIP(embed_dim=cfg.embed_dim, vision_cfg=vision, text_cfg=text)
+    if cfg.vision == "resnet":
+        _keep_horizontal_resolution(clip.visual, cfg.resnet_late_stride)
+        clip.visual.attnpool = nn.Identity()
+    return clip
+
+
+def _keep_horizontal_resolution(resnet: nn.Module, stride: tuple[int, int]) -> None:
+    """Text lines are wide and short: pool only vertically in layer3/layer4 so columns stay distinct."""
+    for layer in (resnet.layer3, resnet.layer4):
+        block = layer[0]
+        block.avgpool = nn.AvgPool2d(stride)
+        if block.downsample is not None:
+            block.downsample[0] = nn.AvgPool2d(stride)
+
+
+class Clip4Str(nn.Module):
+    def __init__(self, cfg: Clip4StrConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = CharTokenizer(cfg.charset)
+        self.text_tokenizer = SimpleTokenizer(context_length=cfg.context_length)
+        self.clip_model = _build_clip(cfg)
+        if cfg.vision == "resnet":
+            self.token_proj = nn.Linear(cfg.vision_width * 32, cfg.embed_dim)
+            self.token_norm = nn.LayerNorm(cfg.embed_dim)
+        steps = cfg.max_label_length + 1
+        tok = self.tokenizer
+        self.visual_decoder = Decoder(cfg.embed_dim, cfg.dec_heads, cfg.dec_mlp_ratio, cfg.dec_depth,
+                                      tok.vocab_size, tok.num_classes, steps, cfg.dropout)
+        self.cross_decoder = Decoder(cfg.embed_dim, cfg.dec_heads, cfg.dec_mlp_ratio, cfg.dec_depth,
+                                     tok.vocab_size, tok.num_classes, steps, cfg.dropout)
+
+    # -- encoders -----------------------------------------------------------------------------------------
+    def encode_image(self, images: Tensor) -> Tensor:
+        """All image tokens in the joint space: (B, N, embed_dim)."""
+        visual = self.clip_model.visual
+        if self.cfg.vision == "vit":
+            x = visual._embeds(images)
+            x = visual.transformer(x)
+            x = visual.ln_post(x)
+            return x @ visual.proj
+        x = visual.stem(images) if hasattr(visual, "stem") else images
+        x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
+        return self.token_norm(self.token_proj(x.flatten(2).transpose(1, 2)))
+
+    def encode_text_tokens(self, captions: list[str]) -> Tensor:
+        """All token features of the CLIP text encoder for the given strings: (B, context, embed_dim)."""
+        clip = self.clip_model
+        ids = self.text_tokenizer(captions, context_length=self.cfg.context_length).to(clip.positional_embedding.device)
+        x = clip.token_embedding(ids) + clip.positional_embedding[: ids.shape[1]]
+        x = clip.transformer(x, attn_mask=clip.attn_mask[: ids.shape[1], : ids.shape[1]])
+        x = clip.ln_final(x)
+        return x @ clip.text_projection
+
+    def cross_memory(self, image_tokens: Tensor, visual_logits: Tensor) -> Tensor:
+        captions, _ = self.tokenizer.decode(visual_logits.detach().softmax(-1))
+        text = self.encode_text_tokens(captions).to(image_tokens.dtype)
+        return torch.cat([image_tokens.detach(), text], dim=1)
+
+    # -- inference ----------------------------------------------------------------------------------------
+    def _ar_decode(self, decoder: Decoder, memory: Tensor, num_steps: int, stop_early: bool) -> Tensor:
+        bs, device = memory.shape[0], memory.device
+        tok = self.tokenizer
+        queries = decoder.pos_queries[:, :num_steps].expand(bs, -1, -1)
+        mask = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=device), 1)
+        tgt = torch.full((bs, num_steps), tok.pad_id, dtype=torch.long, device=device)
+        tgt[:, 0] = tok.bos_id
+        logits = []
+        for i in range(num_steps):
+            j = i + 1
+            step = decoder(tgt[:, :j], memory, queries[:, i:j], mask[i:j, :j], mask[:j, :j])
+            logits.append(step)
+            if j < num_steps:
+                tgt[:, j] = step.squeeze(1).argmax(-1)
+                # One host sync every 4 steps instead of every step.
+                if stop_early and i % 4 == 3 and (tgt[:, 1 : j + 1] == tok.eos_id).any(-1).all():
+                    break
+        return torch.cat(logits, dim=1)
+
+    def _refine(self, decoder: Decoder, memory: Tensor, logits: Tensor) -> Tensor:
+        """One cloze-mask refinement pass: every position sees the previous guess on both sides."""
+        bs, steps = logits.shape[:2]
+        device = memory.device
+        tok = self.tokenizer
+        mask = torch.triu(torch.full((steps, steps), float("-inf"), device=device), 1)
+        query_mask = mask.clone()
+        query_mask[torch.triu(torch.ones(steps, steps, dtype=torch.bool, device=device), 2)] = 0
+        bos = torch.full((bs, 1), tok.bos_id, dtype=torch.long, device=device)
+        tgt = torch.cat([bos, logits[:, :-1].argmax(-1)], dim=1)
+        padding = (tgt == tok.eos_id).int().cumsum(-1) > 0
+        queries = decoder.pos_queries[:, :steps].expand(bs, -1, -1)
+        return decoder(tgt, memory, queries, query_mask, mask, padding)
+
+    def forward(self, images: Tensor, max_length: int | None = None, refine_iters: int = 1) -> Tensor:
+        """Inference: logits (B, T, num_classes) of the cross-modal branch (the final prediction)."""
+        max_length = self.cfg.max_label_length if max_length is None else min(max_length, self.cfg.max_label_length)
+        num_steps = max_length + 1
+        memory = self.encode_image(images)
+        visual = self._ar_decode(self.visual_decoder, memory, num_steps, stop_early=True)
+        for _ in range(refine_iters):
+            visual = self._refine(self.visual_decoder, memory, visual)
+        cross_mem = self.cross_memory(memory, visual)
+        cross = self._ar_decode(self.cross_decoder, cross_mem, visual.shape[1], stop_early=False)
+        for _ in range(refine_iters):
+            cross = self._refine(self.cross_decoder, cross_mem, cross)
+        return cross

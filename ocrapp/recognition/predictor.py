@@ -1,0 +1,125 @@
+"""Batched word recognition: crops from many pages in, (text, confidence) out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ocrapp.models_registry import default_recognizer_path
+from ocrapp.recognition.clip4str.model import Clip4Str
+from ocrapp.recognition.preprocess import images_to_tensor, resize_crop
+from ocrapp.recognition.weights import load_recognizer
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    batch_size: int = 128
+    refine_iters: int = 1
+    # A crop wider than this many times its height is read in overlapping pieces (the model reads <= 25 chars).
+    split_aspect: float = 8.0
+    split_overlap: float = 0.25
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def merge_overlapping(pieces: Sequence[str]) -> str:
+    """Join reads of overlapping pieces: drop the longest suffix/prefix overlap between neighbours."""
+    merged = pieces[0] if pieces else ""
+    for nxt in pieces[1:]:
+        best = 0
+        for k in range(min(len(merged), len(nxt)), 1, -1):
+            if merged.endswith(nxt[:k]):
+                best = k
+                break
+        merged += nxt[best:]
+    return merged
+
+
+def split_long_crop(crop: np.ndarray, aspect: float, overlap: float) -> list[np.ndarray]:
+    h, w = crop.shape[:2]
+    if w <= aspect * h:
+        return [crop]
+    piece = int(aspect * h)
+    stride = max(1, int(piece * (1 - overlap)))
+    starts = list(range(0, max(1, w - piece) + 1, stride))
+    if starts[-1] + piece < w:
+        starts.append(w - piece)
+    return [crop[:, s:s + piece] for s in starts]
+
+
+class Recognizer:
+    def __init__(self, model: Clip4Str, device: torch.device, cfg: RecognizerConfig = RecognizerConfig()) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.cfg = cfg
+        self._batch_size = cfg.batch_size
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "auto",
+                        cfg: RecognizerConfig = RecognizerConfig()) -> "Recognizer":
+        dev = resolve_device(device)
+        model = load_recognizer(Path(path) if path else default_recognizer_path(), dev)
+        return cls(model, dev, cfg)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.model.cfg.image_size
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Read RGB word crops; returns (text, confidence) per crop, confidence = product of char probs."""
+        pieces: list[np.ndarray] = []
+        owners: list[int] = []
+        for i, crop in enumerate(crops):
+            for piece in split_long_crop(crop, self.cfg.split_aspect, self.cfg.split_overlap):
+                pieces.append(piece)
+                owners.append(i)
+        results = self._read_pieces(pieces)
+        texts: list[list[str]] = [[] for _ in crops]
+        confs = [1.0] * len(crops)
+        for owner, (text, conf) in zip(owners, results):
+            texts[owner].append(text)
+            confs[owner] *= conf
+        return [(merge_overlapping(t), c if t else 0.0) for t, c in zip(texts, confs)]
+
+    def _read_pieces(self, pieces: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        h, w = self.input_size
+        # Similar aspect ratios decode to similar lengths, so a sorted batch stops decoding sooner.
+        order = sorted(range(len(pieces)), key=lambda i: pieces[i].shape[1] / max(1, pieces[i].shape[0]))
+        out: list[tuple[str, float]] = [("", 0.0)] * len(pieces)
+        start = 0
+        while start < len(order):
+            idx = order[start:start + self._batch_size]
+            batch = np.stack([resize_crop(pieces[i], h, w) for i in idx])
+            try:
+                results = self._read_batch(batch)
+            except torch.OutOfMemoryError:
+                if self._batch_size == 1:
+                    raise
+                self._batch_size = max(1, self._batch_size // 2)
+                torch.cuda.empty_cache()
+                continue
+            for i, res in zip(idx, results):
+                out[i] = res
+            start += len(idx)
+        return out
+
+    @torch.inference_mode()
+    def _read_batch(self, batch: np.ndarray) -> list[tuple[str, float]]:
+        x = images_to_tensor(batch, self.model.cfg)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits = self.model(x, refine_iters=self.cfg.refine_iters)
+        texts, char_probs = self.model.tokenizer.decode(logits.float().softmax(-1))
+        return [(t, float(p.prod())) for t, p in zip(texts, char_probs)]
+

@@ -1,0 +1,166 @@
+"""Word polygons -> upright word crops for the recognizer.
+
+Each quadrilateral (TL, TR, BR, BL of the upright word) is perspective-warped to a rectangle whose size
+comes from the polygon's side lengths, so rotated and sheared words come out upright. Crops much taller
+than wide (and taller than the page's text height, so a lone "l" is left alone) are vertical text and
+are turned to horizontal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+import shapely
+from shapely.geometry import Polygon as ShapelyPolygon
+from shapely.geometry import box as shapely_box
+
+from ocrapp.document import Polygon
+
+
+@dataclass(frozen=True)
+class RectifyConfig:
+    vertical_ratio: float = 1.5  # crop height / width above which a word is treated as vertical text
+    min_side: float = 2.0  # polygons thinner than this (pixels) are degenerate
+    min_area: float = 4.0  # square pixels
+    iou_threshold: float = 0.5  # duplicate suppression
+    max_side: int = 4096  # crops are scaled down to at most this side (guards memory on absurd boxes)
+
+
+def to_quad(polygon: Polygon) -> np.ndarray:
+    """A 4x2 float32 array TL, TR, BR, BL. Polygons with more points (curved text) or a self-intersecting
+    order are replaced by their minimum rotated rectangle, ordered with the long side horizontal."""
+    pts = np.asarray(polygon.points, dtype=np.float32)
+    if len(pts) == 4 and ShapelyPolygon(pts).is_valid:
+        x, y = pts[:, 0], pts[:, 1]
+        signed_area = float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+        # clockwise on screen (y down) is a positive shoelace area; mirror a counter-clockwise order
+        return pts if signed_area >= 0 else pts[[0, 3, 2, 1]]
+    rect = cv2.boxPoints(cv2.minAreaRect(pts.reshape(-1, 1, 2)))
+    return order_rect_points(rect)
+
+
+def order_rect_points(rect: np.ndarray) -> np.ndarray:
+    """Order 4 rectangle corners as TL, TR, BR, BL for text read left to right along the long side."""
+    rect = np.asarray(rect, dtype=np.float32)
+    center = rect.mean(axis=0)
+    angles = np.arctan2(rect[:, 1] - center[1], rect[:, 0] - center[0])
+    rect = rect[np.argsort(angles)]  # clockwise in image coordinates (y down), starting anywhere
+    # start at the corner so that the first side (TL->TR) is the longer one and points rightwards
+    best = None
+    for start in range(4):
+        r = np.roll(rect, -start, axis=0)
+        top = r[1] - r[0]
+        side = r[3] - r[0]
+        score = (np.hypot(*top) >= np.hypot(*side) - 1e-3, top[0])
+        if best is None or score > best[0]:
+            best = (score, r)
+    return best[1]
+
+
+def quad_size(quad: np.ndarray) -> tuple[float, float]:
+    """(width, height) of the upright word: the longer of each pair of opposite sides."""
+    tl, tr, br, bl = quad
+    width = max(np.hypot(*(tr - tl)), np.hypot(*(br - bl)))
+    height = max(np.hypot(*(bl - tl)), np.hypot(*(br - tr)))
+    return float(width), float(height)
+
+
+def is_valid_polygon(
+    polygon: Polygon, config: RectifyConfig = RectifyConfig(), page_size: tuple[int, int] | None = None
+) -> bool:
+    """Non-degenerate (area, thickness) and, given ``page_size`` (width, height), touching the page."""
+    shape = shapely.make_valid(ShapelyPolygon(polygon.points))
+    if shape.is_empty or shape.area < config.min_area:
+        return False
+    width, height = quad_size(to_quad(polygon))
+    if min(width, height) < config.min_side:
+        return False
+    if page_size is not None:
+        return shape.intersection(shapely_box(0, 0, page_size[0], page_size[1])).area >= config.min_area
+    return True
+
+
+def suppress_duplicates(
+    polygons: Sequence[Polygon], scores: Sequence[float] | None = None, iou_threshold: float = 0.5
+) -> list[int]:
+    """Indices (ascending) of the polygons kept after greedy IoU suppression; the higher score (or,
+    without scores, the larger area) wins."""
+    shapes = [shapely.make_valid(ShapelyPolygon(p.points)) for p in polygons]
+    if not shapes:
+        return []
+    areas = np.array([s.area for s in shapes])
+    priority = np.asarray(scores, dtype=float) if scores is not None else areas
+    tree = shapely.STRtree(shapes)
+    suppressed = np.zeros(len(shapes), dtype=bool)
+    kept: list[int] = []
+    for i in np.argsort(-priority, kind="stable"):
+        if suppressed[i]:
+            continue
+        kept.append(int(i))
+        for j in tree.query(shapes[i]):
+            if j == i or suppressed[j]:
+                continue
+            inter = shapes[i].intersection(shapes[j]).area
+            union = areas[i] + areas[j] - inter
+            if union > 0 and inter / union >= iou_threshold:
+                suppressed[j] = True
+    return sorted(kept)
+
+
+def select_polygons(
+    polygons: Sequence[Polygon],
+    page_size: tuple[int, int] | None = None,
+    scores: Sequence[float] | None = None,
+    config: RectifyConfig = RectifyConfig(),
+) -> list[int]:
+    """Indices of the polygons worth recognizing: valid, on the page, not duplicates."""
+    valid = [i for i, p in enumerate(polygons) if is_valid_polygon(p, config, page_size)]
+    sub_scores = [scores[i] for i in valid] if scores is not None else None
+    kept = suppress_duplicates([polygons[i] for i in valid], sub_scores, config.iou_threshold)
+    return [valid[k] for k in kept]
+
+
+def _reference_height(quads: Sequence[np.ndarray]) -> float:
+    """Typical text height on the page: the median height of the words wider than tall, or, if there
+    are none, the median of each word's thinner side."""
+    sizes = [quad_size(q) for q in quads]
+    horizontal = [h for w, h in sizes if w >= h]
+    if horizontal:
+        return float(np.median(horizontal))
+    return float(np.median([min(s) for s in sizes])) if sizes else 0.0
+
+
+def rectify_word(
+    image: np.ndarray, polygon: Polygon, config: RectifyConfig = RectifyConfig(), text_height: float | None = None
+) -> np.ndarray:
+    """One upright crop (same dtype/channels as ``image``), at least 1x1."""
+    quad = to_quad(polygon)
+    return _warp(image, quad, config, text_height if text_height is not None else min(quad_size(quad)))
+
+
+def _warp(image: np.ndarray, quad: np.ndarray, config: RectifyConfig, text_height: float) -> np.ndarray:
+    width, height = quad_size(quad)
+    scale = min(1.0, config.max_side / max(width, height, 1.0))
+    out_w = max(1, int(math.ceil(width * scale)))
+    out_h = max(1, int(math.ceil(height * scale)))
+    dst = np.array([[0, 0], [out_w, 0], [out_w, out_h], [0, out_h]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), dst)
+    crop = cv2.warpPerspective(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if height > config.vertical_ratio * width and height > config.vertical_ratio * text_height:
+        # Vertical text (e.g. a spine read top to bottom): turn it to horizontal.
+        crop = cv2.rotate(crop, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return crop
+
+
+def rectify_words(
+    image: np.ndarray, polygons: Sequence[Polygon], config: RectifyConfig = RectifyConfig()
+) -> list[np.ndarray]:
+    """One upright crop per polygon, in order. Filter with ``select_polygons`` first: degenerate
+    polygons still get a (tiny) crop here so that indices stay aligned."""
+    quads = [to_quad(p) for p in polygons]
+    text_height = _reference_height(quads)
+    return [_warp(image, q, config, text_height) for q in quads]

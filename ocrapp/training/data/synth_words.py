@@ -1,0 +1,225 @@
+"""Synthetic word images: fonts x corpus x degradations that cover scans, faxes and phone photos.
+
+Command: ``python -m ocrapp.training.data.synth_words --out DIR --count N --workers 2``
+writes shards (see shards.py) of images already resized to the recognizer's input size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import multiprocessing as mp
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ocrapp.recognition.charset import DOCUMENT_CHARSET
+from ocrapp.recognition.preprocess import resize_crop
+from ocrapp.training.data.corpus import TextSampler
+from ocrapp.training.data.fonts import FontFace, discover_fonts
+from ocrapp.training.data.shards import list_shards, write_shard
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    height: int = 32
+    width: int = 128
+    max_length: int = 25
+    vocab_size: int = 40000
+    held_out_fonts: bool = False  # True renders only the held-out families (for tests/evaluation)
+    degrade: bool = True
+
+
+class WordRenderer:
+    def __init__(self, cfg: RenderConfig, seed: int) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(seed)
+        self.np_rng = np.random.default_rng(seed)
+        self.fonts = discover_fonts(cfg.held_out_fonts)
+        if not self.fonts:
+            raise RuntimeError("no usable fonts under /usr/share/fonts (install fonts-liberation, fonts-dejavu ...)")
+        self.sampler = TextSampler(self.rng, vocab_size=cfg.vocab_size, max_length=cfg.max_length,
+                                   charset=DOCUMENT_CHARSET)
+        self._font_cache: dict[tuple[Path, int], ImageFont.FreeTypeFont] = {}
+
+    def _font(self, face: FontFace, size: int) -> ImageFont.FreeTypeFont:
+        key = (face.path, size)
+        if key not in self._font_cache:
+            if len(self._font_cache) > 512:
+                self._font_cache.clear()
+            self._font_cache[key] = ImageFont.truetype(str(face.path), size)
+        return self._font_cache[key]
+
+    def sample(self) -> tuple[np.ndarray, str]:
+        for _ in range(50):
+            text = self.sampler.sample()
+            candidates = [f for f in self.rng.sample(self.fonts, min(8, len(self.fonts))) if f.covers(text)]
+            if candidates:
+                image = self.render(text, self.rng.choice(candidates))
+                return resize_crop(image, self.cfg.height, self.cfg.width), text
+        raise RuntimeError("no font covers the sampled texts")
+
+    # -- rendering --------------------------------------------------------------------------------------
+    def _colors(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        r = self.rng.random()
+        if r < 0.7:  # dark ink on light paper
+            paper = tuple(self.rng.randint(200, 255) for _ in range(3)) if self.rng.random() < 0.4 else (255,) * 3
+            ink = tuple([self.rng.randint(0, 70)] * 3)
+        elif r < 0.85:  # coloured ink or paper
+            paper = tuple(self.rng.randint(150, 255) for _ in range(3))
+            ink = tuple(self.rng.randint(0, 120) for _ in range(3))
+        else:  # light on dark (headers, stamps, inverted table cells)
+            paper = tuple(self.rng.randint(0, 110) for _ in range(3))
+            ink = tuple(self.rng.randint(190, 255) for _ in range(3))
+        return ink, paper
+
+    def render(self, text: str, face: FontFace) -> np.ndarray:
+        size = self.rng.randint(18, 56)
+        font = self._font(face, size)
+        ink, paper = self._colors()
+        x0, y0, x1, y1 = font.getbbox(text)
+        tw, th = max(1, x1 - x0), max(1, y1 - y0)
+        ascent, descent = font.getmetrics()
+        margin = size
+        canvas = Image.new("RGB", (tw + 2 * margin, ascent + descent + 2 * margin), paper)
+        draw = ImageDraw.Draw(canvas)
+        if self.rng.random() < 0.08:  # rules and box edges near words, as in forms and tables
+            y = margin + ascent + descent + self.rng.randint(0, 4)
+            draw.line([(0, y), (canvas.width, y)], fill=ink, width=self.rng.randint(1, 2))
+        draw.text((margin - x0, margin), text, font=font, fill=ink)
+        image = np.asarray(canvas)
+        if self.cfg.degrade:
+            image = self._geometric(image, paper)
+        image = self._crop(image, paper, ascent, descent, margin, tw, x0)
+        if self.cfg.degrade:
+            image = self._photometric(image)
+        return image
+
+    def _geometric(self, image: np.ndarray, paper: tuple[int, ...]) -> np.ndarray:
+        h, w = image.shape[:2]
+        r = self.rng.random()
+        if r < 0.25:
+            angle = self.rng.gauss(0, 1.5)
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+        if r < 0.4:
+            d = 0.04 * min(w, h) * 2
+            src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+            dst = src + np.float32([[self.rng.uniform(-d, d), self.rng.uniform(-d, d)] for _ in range(4)])
+            m = cv2.getPerspectiveTransform(src, dst)
+            return cv2.warpPerspective(image, m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+        if r < 0.5:  # italic-like shear
+            s = self.rng.uniform(-0.25, 0.25)
+            m = np.float32([[1, s, -s * h / 2], [0, 1, 0]])
+            return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+        return image
+
+    def _crop(self, image: np.ndarray, paper, ascent: int, descent: int, margin: int, tw: int, x0: int) -> np.ndarray:
+        """Cut the word as a detector would: mostly snug, sometimes tight (clipping a little) or loose."""
+        h, w = image.shape[:2]
+        top, bottom = margin, margin + ascent + descent
+        left, right = margin, margin + tw
+        line_h = bottom - top
+        mode = self.rng.random()
+        if mode < 0.15:
+            pad = lambda: self.rng.uniform(-0.06, 0.03) * line_h  # noqa: E731
+        elif mode < 0.8:
+            pad = lambda: self.rng.uniform(0.0, 0.2) * line_h  # noqa: E731
+        else:
+            pad = lambda: self.rng.uniform(0.15, 0.6) * line_h  # noqa: E731
+        t = int(max(0, top - pad() - 0.15 * ascent))
+        b = int(min(h, bottom + pad()))
+        l_ = int(max(0, left - pad()))
+        r_ = int(min(w, right + pad()))
+        if b - t < 4 or r_ - l_ < 4:
+            return image
+        return image[t:b, l_:r_]
+
+    def _photometric(self, image: np.ndarray) -> np.ndarray:
+        rng = self.rng
+        img = image.astype(np.float32)
+        h, w = img.shape[:2]
+        if rng.random() < 0.25:  # uneven light / shadow gradient
+            ramp = np.linspace(rng.uniform(0.55, 1.0), rng.uniform(0.85, 1.1), w, dtype=np.float32)
+            img *= ramp[None, :, None] if rng.random() < 0.5 else np.resize(
+                np.linspace(rng.uniform(0.6, 1.0), 1.0, h, dtype=np.float32), (h, 1, 1))
+        if rng.random() < 0.15:  # paper texture
+            img += self.np_rng.normal(0, rng.uniform(4, 14), (h, w, 1)).astype(np.float32)
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        if rng.random() < 0.2:  # ink spread or fading
+            k = np.ones((2, 2), np.uint8)
+            dark_text = img.mean() > 127
+            img = (cv2.erode if dark_text else cv2.dilate)(img, k) if rng.random() < 0.5 else \
+                (cv2.dilate if dark_text else cv2.erode)(img, k)
+        if rng.random() < 0.3:  # low resolution: down then up
+            scale = rng.uniform(0.25, 0.7)
+            small = cv2.resize(img, (max(2, int(w * scale)), max(2, int(h * scale))), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(small, (w, h), interpolation=rng.choice([cv2.INTER_LINEAR, cv2.INTER_NEAREST, cv2.INTER_CUBIC]))
+        if rng.random() < 0.3:
+            sigma = rng.uniform(0.3, 1.4) * max(1.0, h / 40)
+            img = cv2.GaussianBlur(img, (0, 0), sigma)
+        if rng.random() < 0.08:  # fax / binarised scan
+            gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+            _, bw = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+            img = cv2.cvtColor(bw, cv2.COLOR_GRAY2RGB)
+        if rng.random() < 0.25:
+            img = np.clip(img.astype(np.float32) + self.np_rng.normal(0, rng.uniform(3, 18), img.shape), 0, 255).astype(np.uint8)
+        if rng.random() < 0.3:
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG", quality=rng.randint(15, 80))
+            img = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        if rng.random() < 0.15:
+            img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        return img
+
+
+def render_batch(cfg: RenderConfig, seed: int, count: int) -> tuple[np.ndarray, list[str]]:
+    renderer = WordRenderer(cfg, seed)
+    images, labels = [], []
+    for _ in range(count):
+        image, label = renderer.sample()
+        images.append(image)
+        labels.append(label)
+    return np.stack(images), labels
+
+
+def _write_job(args: tuple[RenderConfig, Path, str, int, int]) -> int:
+    cfg, out, name, seed, count = args
+    images, labels = render_batch(cfg, seed, count)
+    write_shard(out, name, images, labels)
+    return count
+
+
+def build_cache(out: Path, count: int, workers: int, shard_size: int = 2000, seed: int = 0,
+                cfg: RenderConfig = RenderConfig()) -> int:
+    """Render ``count`` more words into shards under ``out``; continues after existing shards."""
+    start = len(list_shards(out))
+    jobs = [(cfg, out, f"synth_{start + i:05d}", seed * 1_000_003 + start + i, shard_size)
+            for i in range(math.ceil(count / shard_size))]
+    done, t0 = 0, time.time()
+    with mp.get_context("fork").Pool(workers) as pool:
+        for n in pool.imap_unordered(_write_job, jobs):
+            done += n
+            print(f"[synth] {done}/{count} words, {done / (time.time() - t0):.0f}/s", flush=True)
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path.home() / ".cache/ocrapp/crops/synth")
+    parser.add_argument("--count", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--shard-size", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    build_cache(args.out, args.count, args.workers, args.shard_size, args.seed)
+
+
+if __name__ == "__main__":
+    main()

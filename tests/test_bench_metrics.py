@@ -1,0 +1,92 @@
+import pytest
+
+from ocrapp.bench import metrics as m
+
+
+def test_normalize_nfkc_and_whitespace():
+    assert m.normalize("  ﬁne\u00a0 day ") == "fine day"
+    assert m.normalize("Ｈｅｌｌｏ") == "Hello"
+
+
+def test_levenshtein():
+    assert m.levenshtein("", "") == 0
+    assert m.levenshtein("abc", "") == 3
+    assert m.levenshtein("kitten", "sitting") == 3
+    assert m.levenshtein("flaw", "lawn") == 2
+
+
+def test_one_minus_ned():
+    assert m.one_minus_ned("", "") == 1.0
+    assert m.one_minus_ned("abc", "abc") == 1.0
+    assert m.one_minus_ned("abcd", "abce") == pytest.approx(0.75)
+    assert m.one_minus_ned("", "abc") == 0.0
+    assert m.one_minus_ned("kitten", "sitting") == pytest.approx(1 - 3 / 7)
+
+
+def test_exact_and_ci_alnum():
+    assert m.exact_match("Hello,", "Hello,")
+    assert not m.exact_match("hello,", "Hello,")
+    assert m.ci_alnum_match("HELLO!", "hello")
+    assert m.ci_alnum_match("Total: 12.50", "total 1250")
+    assert not m.ci_alnum_match("12.50", "12.5")
+    assert m.ci_alnum("ﬁ-Ｘ") == "fix"
+
+
+def test_crop_scores():
+    s = m.crop_scores(["Hello", "WORLD", "fo0"], ["Hello", "world", "foo"])
+    assert s.n == 3
+    assert s.exact == pytest.approx(1 / 3)
+    assert s.ci_alnum == pytest.approx(2 / 3)
+    assert s.one_minus_ned == pytest.approx((1 + 0 + 2 / 3) / 3)
+    assert m.crop_scores([], []).n == 0
+    with pytest.raises(ValueError):
+        m.crop_scores(["a"], [])
+
+
+def test_relaxed_token():
+    assert m.relaxed_token("(Hello,") == "hello"
+    assert m.relaxed_token("U.S.") == "u.s"
+    assert m.relaxed_token("--") == ""
+    assert m.relaxed_token("€12") == "12"
+
+
+def test_bag_of_words_f1():
+    strict = m.bag_of_words_f1("The cat, the dog.", "the cat the dog")
+    assert (strict.tp, strict.n_pred, strict.n_gt) == (1, 4, 4)  # only "the" (case and punctuation count)
+    assert strict.f1 == pytest.approx(0.25)
+    relaxed = m.bag_of_words_f1("The cat, the dog.", "the cat the dog", relaxed=True)
+    assert relaxed.f1 == pytest.approx(1.0)
+    # multiset: a repeated word counts once per occurrence
+    rep = m.bag_of_words_f1(["a", "a", "a"], ["a"])
+    assert (rep.tp, rep.precision, rep.recall) == (1, pytest.approx(1 / 3), 1.0)
+    assert m.bag_of_words_f1("", "").f1 == 1.0  # nothing to read, nothing read
+    assert m.bag_of_words_f1("", "word").recall == 0.0
+
+
+def test_box_iou():
+    assert m.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert m.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert m.box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert m.box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+def test_match_boxes_one_to_one_greedy():
+    gt = [(0, 0, 10, 10), (12, 0, 22, 10)]
+    pred = [(0, 0, 10, 10), (1, 0, 11, 10), (12, 0, 21, 10), (100, 100, 110, 110)]
+    matches = m.match_boxes(pred, gt)
+    assert sorted((i, j) for i, j, _ in matches) == [(0, 0), (2, 1)]
+
+
+def test_end_to_end():
+    gt = [("Hello", (0, 0, 50, 10)), ("world!", (60, 0, 110, 10)), ("miss", (0, 20, 40, 30))]
+    pred = [("Hello", (1, 0, 50, 10)), ("World", (60, 0, 108, 10)), ("extra", (200, 200, 220, 210))]
+    strict = m.end_to_end(pred, gt)
+    assert (strict.tp, strict.n_pred, strict.n_gt) == (1, 3, 3)
+    relaxed = m.end_to_end(pred, gt, relaxed=True)
+    assert relaxed.tp == 2
+    assert relaxed.recall == pytest.approx(2 / 3)
+    assert relaxed.precision == pytest.approx(2 / 3)
+    # the right text at the wrong place is not a hit
+    assert m.end_to_end([("miss", (300, 300, 340, 310))], gt).tp == 0
+    det = m.detection_prf([b for _, b in pred], [b for _, b in gt])
+    assert det.tp == 2

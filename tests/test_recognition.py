@@ -1,0 +1,166 @@
+"""The CLIP4STR recognizer on real tensors: tokenizer, forward/backward, overfitting, weights, batching."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ocrapp.errors import ModelError
+from ocrapp.recognition.charset import DOCUMENT_CHARSET, CharTokenizer
+from ocrapp.recognition.clip4str.config import CONFIGS, Clip4StrConfig
+from ocrapp.recognition.clip4str.model import Clip4Str
+from ocrapp.recognition.predictor import Recognizer, merge_overlapping, split_long_crop
+from ocrapp.recognition.preprocess import images_to_tensor
+from ocrapp.recognition.weights import load_clip_towers, load_official_clip4str, load_recognizer, save_recognizer
+from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
+from ocrapp.training.recognizer.system import PermutationSampler, PsmConfig, attention_masks, parameter_groups, psm_loss
+
+TINY = CONFIGS["clip4str-tiny"]
+TINY_VIT = dataclasses.replace(TINY, name="tiny-vit", vision="vit", vision_width=64, vision_layers=1,
+                               vision_head_width=32)
+
+
+def render_words(words: list[str], seed: int = 0) -> np.ndarray:
+    renderer = WordRenderer(RenderConfig(degrade=False), seed)
+    from ocrapp.recognition.preprocess import resize_crop
+
+    font = next(f for f in renderer.fonts if "LiberationSans-Regular" in f.path.name)
+    return np.stack([resize_crop(renderer.render(w, font), 32, 128) for w in words])
+
+
+def test_tokenizer_round_trip() -> None:
+    tok = CharTokenizer(DOCUMENT_CHARSET)
+    labels = ["Straße", "€12,50", "a"]
+    ids = tok.encode(labels)
+    assert ids[0, 0] == tok.bos_id and ids[2, 2] == tok.eos_id and ids[2, 3] == tok.pad_id
+    one_hot = torch.nn.functional.one_hot(ids[:, 1:].clamp(max=tok.num_classes - 1), tok.num_classes).float()
+    texts, probs = tok.decode(one_hot)
+    assert texts == labels
+    assert len(probs[0]) == len("Straße") + 1
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY_VIT], ids=["resnet", "vit"])
+def test_forward_backward_reaches_every_trainable_parameter(cfg: Clip4StrConfig) -> None:
+    torch.manual_seed(0)
+    model = Clip4Str(cfg)
+    images = images_to_tensor(render_words(["Invoice", "total:", "42.00"]), cfg)
+    loss, parts = psm_loss(model, images, ["Invoice", "total:", "42.00"], PermutationSampler(PsmConfig()), PsmConfig())
+    assert torch.isfinite(loss) and parts["visual_loss"] > 0 and parts["cross_loss"] > 0
+    loss.backward()
+    without_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    # Unused by design: the CLIP text pooling projection path and logit scale are not part of CLIP4STR's loss.
+    assert [n for n in without_grad if "logit_scale" not in n] == []
+    model.eval()
+    with torch.inference_mode():
+        logits = model(images)
+    assert logits.shape[0] == 3 and logits.shape[-1] == model.tokenizer.num_classes
+
+
+def test_image_detached_from_cross_branch() -> None:
+    model = Clip4Str(TINY)
+    images = images_to_tensor(render_words(["word"]), TINY)
+    memory = model.encode_image(images)
+    cross = model.cross_memory(memory, torch.randn(1, 5, model.tokenizer.num_classes))
+    cross.sum().backward()
+    assert all(p.grad is None for p in model.clip_model.visual.parameters())
+
+
+def test_permutation_masks_follow_the_order() -> None:
+    perms = PermutationSampler(PsmConfig(), seed=1)(5, torch.device("cpu"))
+    assert perms.shape == (6, 7)
+    assert perms[0].tolist() == list(range(7))  # canonical
+    assert perms[1].tolist() == [0, 6, 5, 4, 3, 2, 1]  # reverse, EOS with null context
+    content, query = attention_masks(perms[0])
+    assert torch.isinf(query[0, 1:]).all() and query[0, 0] == 0  # first char sees only BOS
+    assert torch.isinf(content.diagonal()).sum() == 0
+
+
+def test_tiny_recognizer_overfits_and_reads_words_back() -> None:
+    torch.manual_seed(0)
+    words = ["ocrapp", "Zürich", "12.50€", "PDF", "hello", "World!"]
+    images = images_to_tensor(render_words(words), TINY)
+    model = Clip4Str(TINY)
+    opt = torch.optim.AdamW(parameter_groups(model, 2e-3, 2.0, 0.0), fused=True)
+    sampler = PermutationSampler(PsmConfig(), seed=0)
+    for _ in range(400):
+        loss, _ = psm_loss(model, images, words, sampler, PsmConfig())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.01:
+            break
+    model.eval()
+    with torch.inference_mode():
+        texts, _ = model.tokenizer.decode(model(images).softmax(-1))
+    assert texts == words
+
+
+def test_weights_round_trip_and_clear_errors(tmp_path: Path) -> None:
+    model = Clip4Str(TINY).eval()
+    path = tmp_path / "rec.safetensors"
+    save_recognizer(model, path)
+    loaded = load_recognizer(path)
+    x = images_to_tensor(render_words(["abc"]), TINY)
+    with torch.inference_mode():
+        a, b = model.encode_image(x), loaded.encode_image(x)
+    assert torch.allclose(a, b, atol=2e-2)
+    with pytest.raises(ModelError, match="not found.*missing.safetensors"):
+        load_recognizer(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelError, match="junk.safetensors"):
+        load_recognizer(tmp_path / "junk.safetensors")
+
+
+def test_official_clip4str_layout_loads(tmp_path: Path) -> None:
+    """A Lightning checkpoint shaped like the official VL4STR one (77 text positions) loads."""
+    cfg = dataclasses.replace(TINY_VIT, image_size=(32, 32), patch_size=(16, 16))
+    source = Clip4Str(cfg)
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    pos = state["clip_model.positional_embedding"]
+    state["clip_model.positional_embedding"] = torch.cat([pos, torch.randn(77 - pos.shape[0], pos.shape[1])])
+    torch.save({"state_dict": state, "hyper_parameters": {}}, tmp_path / "clip4str.ckpt")
+    model = load_official_clip4str(tmp_path / "clip4str.ckpt", cfg)
+    assert torch.equal(model.visual_decoder.head.weight, source.visual_decoder.head.weight)
+    bad = dict(state)
+    bad["visual_decoder.head.weight"] = torch.zeros(3, 3)
+    torch.save({"state_dict": bad}, tmp_path / "bad.ckpt")
+    with pytest.raises(ModelError, match="shape mismatch.*visual_decoder.head.weight"):
+        load_official_clip4str(tmp_path / "bad.ckpt", cfg)
+
+
+def test_clip_towers_load_from_openclip_state_dict(tmp_path: Path) -> None:
+    donor = Clip4Str(TINY_VIT)
+    torch.save(donor.clip_model.state_dict(), tmp_path / "clip.pt")
+    model = Clip4Str(TINY_VIT)
+    load_clip_towers(model, tmp_path / "clip.pt")
+    assert torch.equal(model.clip_model.visual.proj, donor.clip_model.visual.proj)
+    with pytest.raises(ModelError, match="do not fit"):
+        load_clip_towers(Clip4Str(TINY), tmp_path / "clip.pt")
+
+
+def test_long_crops_are_split_and_merged() -> None:
+    crop = np.zeros((20, 500, 3), np.uint8)
+    pieces = split_long_crop(crop, aspect=8.0, overlap=0.25)
+    assert len(pieces) >= 3 and all(p.shape[1] == 160 for p in pieces)
+    assert merge_overlapping(["internationali", "nalisation"]) == "internationalisation"
+    assert merge_overlapping(["abc", "xyz"]) == "abcxyz"
+
+
+def test_recognizer_keeps_input_order(tmp_path: Path) -> None:
+    model = Clip4Str(TINY)
+    rec = Recognizer(model, torch.device("cpu"))
+    crops = [np.full((30, w, 3), 255, np.uint8) for w in (300, 40, 120)]
+    out = rec.read(crops)
+    assert len(out) == 3 and all(isinstance(t, str) and 0.0 <= c <= 1.0 for t, c in out)
+    # Same crop alone or in a batch gives the same reading.
+    assert rec.read([crops[1]])[0][0] == out[1][0]
+
+
+def test_named_configs_build() -> None:
+    for name in ("clip4str-s", "clip4str-s-vit"):
+        model = Clip4Str(CONFIGS[name])
+        assert model.encode_image(torch.zeros(1, 3, *CONFIGS[name].image_size)).shape[-1] == CONFIGS[name].embed_dim

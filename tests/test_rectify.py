@@ -1,0 +1,155 @@
+"""Word rectification: rotated / perspective / vertical words come out upright; polygon hygiene."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from ocrapp.document import BBox, Polygon
+from ocrapp.rectify import (
+    RectifyConfig,
+    is_valid_polygon,
+    quad_size,
+    rectify_word,
+    rectify_words,
+    select_polygons,
+    suppress_duplicates,
+    to_quad,
+)
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.truetype(FONT, size)
+    except OSError:
+        return ImageFont.load_default(size)
+
+
+def _page_with_word(text: str = "Rectify", size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """A white 600x600 page with ``text`` in the middle; returns (page, 4x2 box corners TL,TR,BR,BL)."""
+    img = Image.new("RGB", (600, 600), "white")
+    draw = ImageDraw.Draw(img)
+    x0, y0, x1, y1 = draw.textbbox((150, 270), text, font=_font(size))
+    draw.text((150, 270), text, font=_font(size), fill="black")
+    x0, y0, x1, y1 = x0 - 4, y0 - 4, x1 + 4, y1 + 4
+    return np.asarray(img), np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+
+
+def _ink(img: np.ndarray) -> np.ndarray:
+    gray = img.mean(axis=2) if img.ndim == 3 else img
+    return 255.0 - gray
+
+
+def _similarity(crop: np.ndarray, reference: np.ndarray) -> float:
+    """Normalized correlation of the ink of ``crop`` (resized) and ``reference``."""
+    resized = cv2.resize(crop, (reference.shape[1], reference.shape[0]), interpolation=cv2.INTER_AREA)
+    a, b = _ink(resized).ravel(), _ink(reference).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
+
+def _polygon(points: np.ndarray) -> Polygon:
+    return Polygon(tuple((float(x), float(y)) for x, y in points))
+
+
+def _upright(page: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    x0, y0 = corners[0].astype(int)
+    x1, y1 = corners[2].astype(int)
+    return page[y0:y1, x0:x1]
+
+
+@pytest.mark.parametrize("angle", [-35.0, -8.0, 12.0, 30.0, 170.0])
+def test_rotated_word_comes_out_upright(angle: float) -> None:
+    page, corners = _page_with_word()
+    reference = _upright(page, corners)
+    matrix = cv2.getRotationMatrix2D((300, 300), angle, 1.0)
+    rotated = cv2.warpAffine(page, matrix, (600, 600), borderValue=(255, 255, 255))
+    moved = cv2.transform(corners[None].astype(np.float32), matrix)[0]
+    crop = rectify_words(rotated, [_polygon(moved)])[0]
+    assert abs(crop.shape[1] - reference.shape[1]) <= 2 and abs(crop.shape[0] - reference.shape[0]) <= 2
+    upright = _similarity(crop, reference)
+    flipped = _similarity(crop[::-1, ::-1], reference)
+    assert upright > 0.85, upright
+    assert upright > flipped + 0.3
+    # doing nothing (the axis-aligned box of the rotated word) is clearly worse
+    xs, ys = moved[:, 0], moved[:, 1]
+    naive = rotated[int(ys.min()) : int(ys.max()), int(xs.min()) : int(xs.max())]
+    assert _similarity(naive, reference) < upright - 0.2
+
+
+def test_perspective_word_comes_out_upright() -> None:
+    page, corners = _page_with_word()
+    reference = _upright(page, corners)
+    src = np.float32([[0, 0], [600, 0], [600, 600], [0, 600]])
+    dst = np.float32([[40, 10], [560, 60], [590, 520], [0, 590]])
+    homography = cv2.getPerspectiveTransform(src, dst)
+    warped = cv2.warpPerspective(page, homography, (600, 600), borderValue=(255, 255, 255))
+    moved = cv2.perspectiveTransform(corners[None].astype(np.float32), homography)[0]
+    crop = rectify_word(warped, _polygon(moved))
+    assert _similarity(crop, reference) > 0.85
+
+
+def test_vertical_word_is_turned_horizontal() -> None:
+    page, corners = _page_with_word("VERTICAL")
+    reference = _upright(page, corners)
+    spine = cv2.rotate(reference, cv2.ROTATE_90_CLOCKWISE)  # reads top to bottom, as on a book spine
+    canvas = np.full((600, 600, 3), 255, np.uint8)
+    h, w = spine.shape[:2]
+    canvas[50 : 50 + h, 100 : 100 + w] = spine
+    tall_box = Polygon.from_bbox(BBox(100, 50, 100 + w, 50 + h))
+    letter_box = Polygon.from_bbox(BBox(300, 50, 312, 50 + w))  # a lone narrow letter as tall as the text
+    horizontal = [Polygon.from_bbox(BBox(350, 50 + 60 * i, 350 + 3 * w, 50 + 60 * i + w)) for i in range(3)]
+    crops = rectify_words(canvas, [tall_box, letter_box, *horizontal])
+    assert crops[0].shape[1] > crops[0].shape[0]
+    assert _similarity(crops[0], reference) > 0.9
+    assert crops[1].shape[0] > crops[1].shape[1]  # not rotated: it is as tall as the text, no taller
+
+
+def test_crop_size_from_side_lengths() -> None:
+    quad = to_quad(Polygon(((10, 10), (110, 10), (110, 40), (10, 40))))
+    assert quad_size(quad) == (100.0, 30.0)
+    crop = rectify_word(np.zeros((100, 200, 3), np.uint8), Polygon(((10, 10), (110, 10), (110, 40), (10, 40))))
+    assert crop.shape == (30, 100, 3)
+
+
+def test_point_order_is_normalized() -> None:
+    clockwise = ((10, 10), (110, 10), (110, 40), (10, 40))
+    counter = ((10, 10), (10, 40), (110, 40), (110, 10))
+    assert np.allclose(to_quad(Polygon(counter)), np.array(clockwise))
+    # a many-point (curved detector) polygon becomes its rotated rectangle, long side on top, left to right
+    many = Polygon(((10, 10), (60, 8), (110, 10), (110, 40), (60, 42), (10, 40)))
+    quad = to_quad(many)
+    width, height = quad_size(quad)
+    assert width > 95 and 28 < height < 40
+    assert quad[0][0] < quad[1][0] and quad[0][1] < quad[3][1]
+
+
+def test_select_polygons_drops_degenerate_offpage_and_duplicates() -> None:
+    good = Polygon.from_bbox(BBox(10, 10, 100, 40))
+    near_duplicate = Polygon.from_bbox(BBox(12, 11, 101, 41))
+    line = Polygon(((10, 50), (100, 50), (200, 50)))  # zero area
+    bowtie = Polygon(((200, 10), (300, 40), (300, 10), (200, 40)))  # self-intersecting but real
+    sliver = Polygon.from_bbox(BBox(10, 60, 200, 61))
+    off_page = Polygon.from_bbox(BBox(1000, 1000, 1100, 1030))
+    other = Polygon.from_bbox(BBox(120, 10, 180, 40))
+    polygons = [good, near_duplicate, line, bowtie, sliver, off_page, other]
+    scores = [0.6, 0.9, 0.9, 0.9, 0.9, 0.9, 0.5]
+    kept = select_polygons(polygons, page_size=(500, 500), scores=scores)
+    assert kept == [1, 3, 6]
+    assert not is_valid_polygon(sliver) and is_valid_polygon(good, RectifyConfig(), (500, 500))
+    crops = rectify_words(np.zeros((500, 500, 3), np.uint8), [polygons[i] for i in kept])
+    assert len(crops) == 3 and all(c.size > 0 for c in crops)
+
+
+def test_suppress_duplicates_keeps_distinct_overlaps() -> None:
+    a = Polygon.from_bbox(BBox(0, 0, 100, 30))
+    b = Polygon.from_bbox(BBox(60, 0, 160, 30))  # IoU 0.25: a neighbour, not a duplicate
+    assert suppress_duplicates([a, b]) == [0, 1]
+    assert suppress_duplicates([a, b], iou_threshold=0.2) == [1] or suppress_duplicates([a, b], iou_threshold=0.2) == [
+        0
+    ]
+    assert suppress_duplicates([]) == []
