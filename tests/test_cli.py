@@ -4,6 +4,8 @@ check the plumbing and the error contract, not accuracy; test_shipped_models.py 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -114,7 +116,16 @@ def make_bad_inputs(folder: Path) -> dict[str, tuple[Path, ExitCode]]:
     writer.encrypt("password")
     with open(encrypted, "wb") as fh:
         writer.write(fh)
+    no_pages = folder / "no-pages.pdf"
+    with open(no_pages, "wb") as fh:
+        PdfWriter().write(fh)
+    bomb = folder / "bomb.png"  # a header claiming 40000 x 40000 pixels: refused before any decoding
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
     return {
+        "no_pages": (no_pages, ExitCode.INPUT_FILE),
+        "bomb": (bomb, ExitCode.INPUT_FILE),
         "missing": (folder / "nope.png", ExitCode.INPUT_FILE),
         "empty": (empty, ExitCode.INPUT_FILE),
         "truncated": (truncated, ExitCode.INPUT_FILE),

@@ -148,6 +148,12 @@ def _pdf_dpi(width_pt: float, height_pt: float) -> float:
     return min(PDF_DPI, 2500 * 72 / max(width_pt, height_pt, 1.0))
 
 
+def _covers_other_words(boxes):
+    from ocrapp.training.data.pdf_crops import covers_other_words as covers
+
+    return covers(boxes)
+
+
 def _word_ok(text: str) -> bool:
     from ocrapp.recognition.charset import DOCUMENT_CHARSET, normalize_label
     from ocrapp.training.data.pdf_words import is_reliable_text
@@ -161,13 +167,15 @@ def _pdf_word_crops(root: Path, max_pages_per_pdf: int = 2, max_words_per_page: 
 
     A deterministic sample (evenly spread pages, random words per page with ``seed``) keeps the set to ~2k
     crops. Words that the text layer gets wrong (control/private-use chars) or that fall outside the document
-    charset (CJK of the Japanese manual) are skipped: no system in the comparison is meant to read them.
+    charset (CJK of the Japanese manual) are skipped: no system in the comparison is meant to read them; so are
+    boxes that contain another word's centre (the rotated "DRAFT" watermark of sample-amc).
     """
     for pdf in _c_pdfs(root):
         pages = read_bbox_html(pdf.with_name(pdf.stem + ".bbox.html"))
         for index in _page_indices(len(pages), max_pages_per_pdf):
             width_pt, height_pt, words = pages[index]
-            words = [w for w in words if _word_ok(w[0])]
+            covering = _covers_other_words([box for _, box in words])
+            words = [w for w, covers in zip(words, covering) if not covers and _word_ok(w[0])]
             if not words:
                 continue
             rng = random.Random(f"{seed}/{pdf.name}/{index}")

@@ -94,7 +94,11 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            import pathlib
+
+            # our training checkpoints may carry their argparse paths: allow exactly that class, nothing else
+            with torch.serialization.safe_globals([pathlib.PosixPath, pathlib.WindowsPath]):
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt / truncated / wrong format
         raise ModelError(f"cannot read detector weights {path}: {exc}") from exc
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):

@@ -85,9 +85,13 @@ class DetectionPredictor:
         amp = (torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda"
                else contextlib.nullcontext())
         with torch.inference_mode(), amp:
-            feats = self.model.feat_extractor(x)
-            feats = [feats[str(i)] for i in range(len(feats))]
-            logits = self.model.prob_head(self.model.fpn(feats))
+            # docTR's models return bare logits when ``exportable``: no postprocessing of the padded batch here
+            exportable = self.model.exportable
+            self.model.exportable = True
+            try:
+                logits = self.model(x)["logits"]
+            finally:
+                self.model.exportable = exportable
             prob = torch.sigmoid(logits.float())
         return prob.permute(0, 2, 3, 1).cpu().numpy()  # N,H,W,C
 

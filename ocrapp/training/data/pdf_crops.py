@@ -13,7 +13,7 @@ with their text-layer boxes, written as shards (``shards.write_shard``) at the r
   ``resize_crop`` to 32x128 RGB.
 * Dropped: unreliable text-layer words (``is_reliable_text``), labels longer than 25 chars or with characters
   outside the document charset (printable ASCII + Latin-1 letters + a few document symbols), tiny or vertical
-  boxes, blank crops (text hidden under a figure, white text), pages whose text layer looks like garbage.
+  boxes, boxes over other words (rotated watermarks), blank crops (text hidden under a figure, white text), pages whose text layer looks like garbage.
 * Shards of ~``--shard-size`` crops (cut at page boundaries), named ``pdf_<n>``, written atomically.
   Resumable: numbering continues after the existing shards and pages already in a shard (listed in
   ``OUT/.visited_pages.txt``) are skipped.
@@ -90,6 +90,19 @@ def text_layer_looks_sane(labels: list[str], min_words: int = 20, min_known: flo
     return sum(w in vocab for w in alpha) / len(alpha) >= min_known
 
 
+def covers_other_words(boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """True for each box that contains the centre of another word's box: rotated watermarks ("DRAFT" letters
+    spanning several lines), text laid over text. Their crop does not show (only) their label."""
+    if len(boxes) < 2:
+        return np.zeros(len(boxes), bool)
+    b = np.asarray(boxes, np.float64)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    inside = ((b[:, None, 0] < cx[None]) & (cx[None] < b[:, None, 2])
+              & (b[:, None, 1] < cy[None]) & (cy[None] < b[:, None, 3]))
+    np.fill_diagonal(inside, False)
+    return inside.any(axis=1)
+
+
 def _padding(rng: random.Random, h: float) -> tuple[float, float, float, float]:
     """Per-side padding in pixels (left, top, right, bottom) relative to the box height."""
     mode = rng.random()
@@ -147,7 +160,10 @@ def crops_from_page(pdf: Path, page_index: int, rng: random.Random, dpi_range: t
         return []
     pw = pages[0]
     words: list[tuple[WordBox, str]] = []
-    for wb in pw.words:
+    covering = covers_other_words([wb.box for wb in pw.words])
+    for wb, covers in zip(pw.words, covering):
+        if covers:
+            continue
         label = clean_label(wb.text)
         if label is None:
             continue

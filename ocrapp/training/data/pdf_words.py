@@ -7,6 +7,7 @@ so their boxes come from the same text layer as the real ones.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 import unicodedata
@@ -38,6 +39,7 @@ DEFAULT_PACKAGES = (
 )
 
 _XHTML = "{http://www.w3.org/1999/xhtml}"
+_XML_INVALID = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,9 @@ def read_word_boxes(pdf: Path, first_page: int | None = None, last_page: int | N
         cmd += ["-l", str(last_page + 1)]
     cmd += [str(pdf), "-"]
     out = subprocess.run(cmd, capture_output=True, timeout=300, check=True).stdout
-    root = ET.fromstring(out)
+    # Broken font maps put control characters into the XML; mark them U+FFFD so the page still parses
+    # and is_reliable_text drops exactly the words that held them.
+    root = ET.fromstring(_XML_INVALID.sub("\ufffd".encode(), out))
     pages = []
     for page in root.iter(f"{_XHTML}page"):
         width, height = float(page.get("width", 0)), float(page.get("height", 0))

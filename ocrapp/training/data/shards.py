@@ -57,16 +57,18 @@ class ShardStream:
     """Endless shuffled batches over every complete shard under ``roots``.
 
     Rescans for new shards at every pass, so training can start while the data engine is still writing.
-    ``weights`` gives each root's share of a batch (e.g. synthetic vs real crops).
+    ``weights`` gives each root's share of the data (e.g. synthetic vs real crops); samples are drawn in pools
+    of ``bucket_batches`` batches and batched by label length.
     """
 
     def __init__(self, roots: list[Path], batch_size: int, weights: list[float] | None = None, seed: int = 0,
-                 max_label_length: int | None = None) -> None:
+                 max_label_length: int | None = None, bucket_batches: int = 16) -> None:
         self.roots = roots
         self.batch_size = batch_size
         self.weights = weights or [1.0] * len(roots)
         self.rng = random.Random(seed)
         self.max_label_length = max_label_length
+        self.bucket_batches = bucket_batches
         self._cache: dict[Path, Shard] = {}
 
     def _index(self) -> list[list[tuple[Path, int]]]:
@@ -93,13 +95,23 @@ class ShardStream:
             for entries, _ in live:
                 self.rng.shuffle(entries)
             cursors = [0] * len(live)
-            for _ in range(max(1, epoch_len // self.batch_size)):
+            pool_size = self.batch_size * self.bucket_batches
+            for _ in range(max(1, epoch_len // pool_size)):
                 picks: list[tuple[Path, int]] = []
                 for k, (entries, w) in enumerate(live):
-                    n = round(self.batch_size * w / total) if k < len(live) - 1 else self.batch_size - len(picks)
+                    n = round(pool_size * w / total) if k < len(live) - 1 else pool_size - len(picks)
                     for _ in range(n):
                         picks.append(entries[cursors[k] % len(entries)])
                         cursors[k] += 1
-                images = np.stack([self._cache[npy].images[i] for npy, i in picks])
-                labels = [self._cache[npy].labels[i] for npy, i in picks]
-                yield images, labels
+                yield from self._bucketed(picks)
+
+    def _bucketed(self, picks: list[tuple[Path, int]]) -> Iterator[tuple[np.ndarray, list[str]]]:
+        """Batches of similar label length: the decoders' cost grows with the longest label of a batch,
+        so one 25-character URL would otherwise triple the cost of a batch of short words."""
+        picks.sort(key=lambda p: len(self._cache[p[0]].labels[p[1]]))
+        batches = [picks[i:i + self.batch_size] for i in range(0, len(picks), self.batch_size)]
+        self.rng.shuffle(batches)
+        for batch in batches:
+            images = np.stack([self._cache[npy].images[i] for npy, i in batch])
+            labels = [self._cache[npy].labels[i] for npy, i in batch]
+            yield images, labels

@@ -120,8 +120,10 @@ def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir
     model = build_detector(arch)
     load_state_into(model, ck["model"], ckpt)
     weights = out_dir / f"detector_{arch}.safetensors"
-    export_fp16_safetensors(model, weights, metadata={"arch": arch, "step": str(ck["state"].get("step"))},
+    files = export_fp16_safetensors(model, weights, metadata={"arch": arch, "step": str(ck["state"].get("step"))},
                             max_shard_bytes=max_shard_bytes)
+    for f in files:
+        f.chmod(0o644)
     if weights.exists() and weights.stat().st_size > MAX_BYTES:
         raise RuntimeError(f"{weights} is {weights.stat().st_size} bytes (> 60 MB)")
     if not card:

@@ -123,7 +123,7 @@ def train(args: argparse.Namespace) -> dict:
                                      "pages_seen": state["pages_seen"], **metrics})
             say(f"val step {state['step']}: {metrics}")
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": dict(state), "arch": args.arch,
-              "args": vars(args)}
+              "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
         _atomic_save(ck, last)
         if metrics is not None and metrics["hmean"] > state["best_hmean"]:
             state["best_hmean"] = metrics["hmean"]

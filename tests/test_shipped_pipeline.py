@@ -1,0 +1,42 @@
+"""The whole pipeline with the embedded models on the project's samples (a photographed letter, a PDF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ocrapp.bench.metrics import bag_of_words_f1
+from ocrapp.models_registry import default_detector_path, default_recognizer_path
+from ocrapp.detection.model import DEFAULT_ARCH
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# Relaxed bag-of-words recall measured with the weights in models/ when they were exported (see the README's
+# sample output); bounds a few points lower so that a regression anywhere in the pipeline fails.
+MIN_RECALL = {"letter-photo.jpg": 0.05, "annual-report.pdf": 0.05}
+
+needs_models = pytest.mark.skipif(
+    not (default_detector_path(DEFAULT_ARCH).exists() and default_recognizer_path().exists()),
+    reason="embedded models not in models/ yet",
+)
+
+
+@pytest.fixture(scope="module")
+def ocr():
+    from ocrapp import OCR, OcrConfig
+
+    return OCR(OcrConfig(device="cpu"))
+
+
+@needs_models
+@pytest.mark.parametrize("name", sorted(MIN_RECALL))
+def test_samples_are_read(ocr, name: str) -> None:
+    doc = ocr.read(SAMPLES / name)
+    expected = (SAMPLES / name).with_suffix(".txt").read_text(encoding="utf-8")
+    assert len(doc.pages) == expected.count("\f") + 1
+    score = bag_of_words_f1(doc.text, expected, relaxed=True)
+    assert score.recall >= MIN_RECALL[name], (score, doc.text[:300])
+    for page in doc.pages:
+        for word in page.words:
+            box = word.bbox
+            assert 0 <= box.x0 <= box.x1 <= page.width and 0 <= box.y0 <= box.y1 <= page.height
