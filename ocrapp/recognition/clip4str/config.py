@@ -52,13 +52,13 @@ class Clip4StrConfig:
 CONFIGS: dict[str, Clip4StrConfig] = {
     # Embedded default, trained here on CPU: a ModifiedResNet image tower (see models/recognizer card).
     "clip4str-s": Clip4StrConfig(
-        name="clip4str-s", vision="resnet", vision_width=32, vision_layers=(1, 2, 2, 1), embed_dim=256,
-        text_width=256, text_layers=3, text_heads=4, dropout=0.0,
+        name="clip4str-s", vision="resnet", vision_width=32, vision_layers=(1, 2, 2, 1), embed_dim=192,
+        text_width=192, text_layers=3, text_heads=4, dec_heads=4, dropout=0.0,
     ),
     # The same size class with a ViT tower (patch 8x8 -> 4x16 tokens), kept for the tower comparison.
     "clip4str-s-vit": Clip4StrConfig(
         name="clip4str-s-vit", vision="vit", vision_width=256, vision_layers=6, vision_head_width=64,
-        patch_size=(8, 8), embed_dim=256, text_width=256, text_layers=3, text_heads=4, dropout=0.0,
+        patch_size=(8, 8), embed_dim=192, text_width=192, text_layers=3, text_heads=4, dec_heads=4, dropout=0.0,
     ),
     # A minimal shape for tests and CPU checks of the recipes.
     "clip4str-tiny": Clip4StrConfig(

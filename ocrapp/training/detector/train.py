@@ -138,6 +138,8 @@ def train(args: argparse.Namespace) -> dict:
     for imgs, targets in loader:
         if state["elapsed_s"] >= budget_s:
             break
+        if sum(len(q) for q in targets) == 0:
+            continue  # docTR's DB loss is undefined for a batch without any word (UnboundLocalError)
         lr = lr_at(state["step"], state["elapsed_s"], budget_s, args.lr, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr

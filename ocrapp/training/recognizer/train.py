@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ class TrainConfig:
     lr: float = 5e-4
     decoder_lr_scale: float = 2.5
     weight_decay: float = 0.05
-    warmup_steps: int = 600
+    warmup_steps: int = 300
     total_steps: int = 60000
     min_lr_ratio: float = 0.05
     text_freeze_layers: int = 0
@@ -141,7 +142,10 @@ def train(cfg: TrainConfig) -> Path:
     cpu_before = history[-1]["cpu_hours"] if history else 0.0
     budget = cfg.minutes * 60
     log_loss, log_n = 0.0, 0
-    while time.time() - t_start < budget:
+    stop = {"requested": False}
+    # SIGTERM (kill, a session ending) stops after the current step and still saves last.pt.
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    while time.time() - t_start < budget and not stop["requested"]:
         images, labels = next(stream)
         x = images_to_tensor(images, model_cfg).to(device, non_blocking=True)
         for group in opt.param_groups:

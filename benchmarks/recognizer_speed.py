@@ -1,0 +1,55 @@
+"""Recognizer throughput on this machine: crops/s at a given batch size, median of several runs.
+
+python benchmarks/recognizer_speed.py [--weights models/recognizer_clip4str-s.safetensors] [--batch 64]
+    [--runs 7] [--threads 2] [--device cpu]
+Crops are synthetic words rendered with the data engine (fixed seed), so every run reads the same pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ocrapp.models_registry import default_recognizer_path
+from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
+from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", type=Path, default=default_recognizer_path())
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    renderer = WordRenderer(RenderConfig(), seed=123)
+    crops = [renderer.render(*_word_and_font(renderer)) for _ in range(a.batch)]
+    rec = Recognizer.from_pretrained(a.weights, a.device, RecognizerConfig(batch_size=a.batch))
+    rec.read(crops)  # warm-up
+    times = []
+    for _ in range(a.runs):
+        t = time.perf_counter()
+        rec.read(crops)
+        times.append(time.perf_counter() - t)
+    median = statistics.median(times)
+    print(json.dumps({"crops_per_s": round(a.batch / median, 1), "batch": a.batch, "runs": a.runs,
+                      "threads": a.threads, "device": a.device, "cpu": platform.processor() or platform.machine(),
+                      "median_s": round(median, 4)}))
+
+
+def _word_and_font(renderer: WordRenderer):
+    text = renderer.sampler.sample()
+    fonts = [f for f in renderer.fonts if f.covers(text)]
+    return text, renderer.rng.choice(fonts)
+
+
+if __name__ == "__main__":
+    main()
