@@ -108,6 +108,9 @@ def test_weights_round_trip_and_clear_errors(tmp_path: Path) -> None:
     with torch.inference_mode():
         a, b = model.encode_image(x), loaded.encode_image(x)
     assert torch.allclose(a, b, atol=2e-2)
+    shards = save_recognizer(model, tmp_path / "sharded.safetensors", max_shard_bytes=7 * 2**20)
+    assert len(shards) >= 3 and all(p.stat().st_size <= 7 * 2**20 for p in shards)  # shards + index
+    assert load_recognizer(tmp_path / "sharded.safetensors").cfg == model.cfg
     with pytest.raises(ModelError, match="not found.*missing.safetensors"):
         load_recognizer(tmp_path / "missing.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 100)

@@ -9,7 +9,6 @@ download would leave a 0-byte file in docTR's cache). Weights come from files on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from ocrapp.errors import ModelError
+from ocrapp.safetensors_io import fp16_state, read_safetensors, write_safetensors
 
 
 @dataclass(frozen=True)
@@ -59,46 +59,17 @@ def build_detector(arch: str = DEFAULT_ARCH, assume_straight_pages: bool = False
     return builder(pretrained=False, pretrained_backbone=False, assume_straight_pages=assume_straight_pages, **kwargs)
 
 
-def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        index = json.loads(index_path.read_text())
-        shards = sorted(set(index["weight_map"].values()))
-    except Exception as exc:
-        raise ModelError(f"cannot read detector shard index {index_path}: {exc}") from exc
-    state: dict[str, torch.Tensor] = {}
-    for shard in shards:
-        shard_path = index_path.parent / shard
-        if not shard_path.is_file():
-            raise ModelError(f"detector weights shard not found: {shard_path} (listed in {index_path})")
-        try:
-            state.update(load_file(str(shard_path), device="cpu"))
-        except Exception as exc:
-            raise ModelError(f"cannot read detector weights {shard_path}: {exc}") from exc
-    return state
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.name.endswith(".index.json") and path.is_file():
-        return _read_sharded(path)
-    if not path.is_file() and path.with_name(path.name + ".index.json").is_file():
-        return _read_sharded(path.with_name(path.name + ".index.json"))
-    if not path.is_file():
-        raise ModelError(f"detector weights not found: {path}")
+    if path.suffix == ".safetensors" or path.name.endswith(".index.json") or not path.is_file():
+        return read_safetensors(path, "detector weights")[0]
     if path.stat().st_size == 0:
         raise ModelError(f"detector weights file is empty: {path}")
+    import pathlib
+
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            import pathlib
-
-            # our training checkpoints may carry their argparse paths: allow exactly that class, nothing else
-            with torch.serialization.safe_globals([pathlib.PosixPath, pathlib.WindowsPath]):
-                state = torch.load(str(path), map_location="cpu", weights_only=True)
+        # our training checkpoints may carry their argparse paths: allow exactly that class, nothing else
+        with torch.serialization.safe_globals([pathlib.PosixPath, pathlib.WindowsPath]):
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt / truncated / wrong format
         raise ModelError(f"cannot read detector weights {path}: {exc}") from exc
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
@@ -151,47 +122,6 @@ def load_doctr_checkpoint(checkpoint_path: str | Path, arch: str = DEFAULT_ARCH,
 
 def export_fp16_safetensors(model: nn.Module, out: str | Path, metadata: dict[str, str] | None = None,
                             max_shard_bytes: int | None = None) -> list[Path]:
-    """Write the model's state_dict as fp16 safetensors (integer buffers such as BN counters kept as is).
-
-    With ``max_shard_bytes``, a state that does not fit one file is split into ``<stem>-0000k-of-0000n.safetensors``
-    plus ``<out>.index.json`` (``load_detector(out)`` reads either form). Returns the files written."""
-    from safetensors.torch import save_file
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous().cpu()
-             for k, v in model.state_dict().items()}
-    limit = max_shard_bytes or 0
-    total = sum(v.numel() * v.element_size() for v in state.values())
-    shards: list[dict[str, torch.Tensor]] = [{}]
-    if limit and total > limit - 64 * 1024:
-        size = 0
-        budget = limit - 64 * 1024  # room for the safetensors header
-        for k, v in state.items():
-            nbytes = v.numel() * v.element_size()
-            if nbytes > budget:
-                raise ValueError(f"tensor {k} ({nbytes} bytes) does not fit a {limit}-byte shard")
-            if size + nbytes > budget and shards[-1]:
-                shards.append({})
-                size = 0
-            shards[-1][k] = v
-            size += nbytes
-    written = []
-    if len(shards) == 1:
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        save_file(state, str(tmp), metadata=metadata or {})
-        tmp.replace(out)
-        return [out]
-    weight_map = {}
-    stem = out.name.removesuffix(".safetensors")
-    for i, shard in enumerate(shards, 1):
-        name = f"{stem}-{i:05d}-of-{len(shards):05d}.safetensors"
-        tmp = out.parent / (name + ".tmp")
-        save_file(shard, str(tmp), metadata=metadata or {})
-        tmp.replace(out.parent / name)
-        written.append(out.parent / name)
-        weight_map.update({k: name for k in shard})
-    index = out.with_name(out.name + ".index.json")
-    index.write_text(json.dumps({"metadata": metadata or {}, "weight_map": weight_map}, indent=1))
-    written.append(index)
-    return written
+    """The model's weights as fp16 safetensors; split into shards + index past ``max_shard_bytes``
+    (``load_detector(out)`` reads either form). Returns the files written."""
+    return write_safetensors(fp16_state(model), Path(out), metadata, max_shard_bytes)

@@ -7,36 +7,25 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ocrapp.errors import ModelError
+from ocrapp.safetensors_io import fp16_state, read_safetensors, write_safetensors
 from ocrapp.recognition.clip4str.config import CONFIGS, Clip4StrConfig
 from ocrapp.recognition.clip4str.model import Clip4Str
 
 FORMAT = "ocrapp-clip4str"
 
 
-def save_recognizer(model: Clip4Str, path: Path, metadata: Mapping[str, str] | None = None) -> None:
-    """fp16 safetensors with the model config in the header; written atomically."""
-    tensors = {k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.detach().contiguous()
-               for k, v in model.state_dict().items()}
+def save_recognizer(model: Clip4Str, path: Path, metadata: Mapping[str, str] | None = None,
+                    max_shard_bytes: int | None = None) -> list[Path]:
+    """fp16 safetensors with the model config in the header, written atomically; split into shards + index
+    past ``max_shard_bytes`` (``load_recognizer`` reads either form)."""
     meta = {"format": FORMAT, "config": json.dumps(model.cfg.to_dict()), **(metadata or {})}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    return write_safetensors(fp16_state(model), Path(path), meta, max_shard_bytes)
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    if not path.is_file():
-        raise ModelError(f"recognizer weights not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as exc:  # safetensors raises several types for corrupt headers
-        raise ModelError(f"recognizer weights unreadable: {path}: {exc}") from exc
-    return tensors, meta
+    return read_safetensors(path, "recognizer weights")
 
 
 def _load_into(model: Clip4Str, state: Mapping[str, torch.Tensor], path: Path) -> None:
@@ -111,18 +100,3 @@ def load_clip_towers(model: Clip4Str, path: Path) -> None:
                          f"(missing {missing[:3]}, shape mismatch {wrong[:3]})")
     clip.load_state_dict({k: state[k].float() for k in own})
 
-
-def join_shards(shards: list[Path], output: Path) -> Path:
-    """Reassemble weight shards (as written by a GPU run under a per-file size limit) into one file."""
-    tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, str] = {}
-    for shard in sorted(shards):
-        part, part_meta = _read_safetensors(shard)
-        tensors.update(part)
-        meta = {k: v for k, v in part_meta.items() if k != "shards"}
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"not ocrapp recognizer shards: {', '.join(map(str, shards))}")
-    tmp = output.with_name(f".{output.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(output)
-    return output

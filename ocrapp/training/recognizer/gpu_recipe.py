@@ -24,7 +24,8 @@ import torch
 from ocrapp.models_registry import default_recognizer_path
 from ocrapp.training.data.shards import list_shards
 from ocrapp.training.data.synth_words import RenderConfig, build_cache
-from ocrapp.training.recognizer.export import model_from_checkpoint, save_sharded
+from ocrapp.recognition.weights import save_recognizer
+from ocrapp.training.recognizer.export import model_from_checkpoint, training_summary
 from ocrapp.training.recognizer.train import TrainConfig, evaluate, load_val_sets, train
 
 
@@ -43,6 +44,7 @@ def _stop(process: subprocess.Popen) -> None:
 def run(out: Path, minutes: float, work: Path, workers: int, words: int, batch_size: int, config: str,
         init: Path | None) -> dict:
     t0 = time.time()
+    init = init if init and init.exists() else None  # a missing file means from scratch (and the scratch lr)
     out.mkdir(parents=True, exist_ok=True)
     train_dir, val_dir, held_dir = work / "synth", work / "val", work / "held_out_fonts"
     build_cache(val_dir, 1000, 1, shard_size=1000, seed=424242)
@@ -53,7 +55,7 @@ def run(out: Path, minutes: float, work: Path, workers: int, words: int, batch_s
     remaining = minutes - (time.time() - t0) / 60 - 0.5  # keep time for evaluation and writing
     cfg = TrainConfig(model=config, data=[train_dir], val=[val_dir], out=work / "run", batch_size=batch_size,
                       minutes=max(0.05, remaining), threads=max(1, (os.cpu_count() or 2) - workers), eval_every=250,
-                      init_weights=init if init and init.exists() else None, lr=3e-4 if init else 7e-4,
+                      init_weights=init, lr=3e-4 if init else 7e-4,
                       warmup_steps=200, total_steps=4000)
     try:
         best = train(cfg)
@@ -62,7 +64,8 @@ def run(out: Path, minutes: float, work: Path, workers: int, words: int, batch_s
     model, state = model_from_checkpoint(best)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     scores = evaluate(model.to(device), load_val_sets([val_dir, held_dir], 1000), device)
-    files = save_sharded(model.cpu(), out, 16.0)
+    files = save_recognizer(model.cpu(), out / "recognizer_clip4str-s.safetensors", training_summary(state),
+                            max_shard_bytes=16 * 2**20)
     report = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
               "date": time.strftime("%Y-%m-%d"), "minutes": (time.time() - t0) / 60, "steps": state["step"],
               "samples_seen": state["seen"], "words_rendered": sum(len(p.with_suffix(".txt").read_text().splitlines())

@@ -1,0 +1,109 @@
+"""fp16 safetensors for every model of ocrapp: one file, or shards plus an index when a transfer limits file size.
+
+Sharded form: ``<stem>-0000k-of-0000n.safetensors`` beside ``<name>.safetensors.index.json`` (the Hugging Face
+layout: {"metadata": {...}, "weight_map": {tensor: shard}}). Readers accept the weight path, or its index.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ocrapp.errors import ModelError
+
+_HEADER_ROOM = 64 * 1024
+
+
+def fp16_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with floating tensors in fp16 (integer buffers such as BN counters kept as they are)."""
+    return {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous().cpu()
+            for k, v in module.state_dict().items()}
+
+
+def _split(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
+    budget = max_bytes - _HEADER_ROOM
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if nbytes > budget:
+            raise ValueError(f"tensor {key} ({nbytes} bytes) does not fit a {max_bytes}-byte shard")
+        if size + nbytes > budget and shards[-1]:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += nbytes
+    return shards
+
+
+def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def write_safetensors(state: dict[str, torch.Tensor], out: Path, metadata: dict[str, str] | None = None,
+                      max_shard_bytes: int | None = None) -> list[Path]:
+    """Write ``state`` to ``out`` (atomically), or to shards + index when it exceeds ``max_shard_bytes``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    metadata = metadata or {}
+    total = sum(v.numel() * v.element_size() for v in state.values())
+    if not max_shard_bytes or total <= max_shard_bytes - _HEADER_ROOM:
+        _save_atomic(state, out, metadata)
+        return [out]
+    shards = _split(state, max_shard_bytes)
+    stem = out.name.removesuffix(".safetensors")
+    written, weight_map = [], {}
+    for i, shard in enumerate(shards, 1):
+        name = f"{stem}-{i:05d}-of-{len(shards):05d}.safetensors"
+        _save_atomic(shard, out.parent / name, metadata)
+        written.append(out.parent / name)
+        weight_map.update({k: name for k in shard})
+    index = out.with_name(out.name + ".index.json")
+    index.write_text(json.dumps({"metadata": metadata, "weight_map": weight_map}, indent=1))
+    return written + [index]
+
+
+def _read_file(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if path.stat().st_size == 0:
+        raise ModelError(f"{what} file is empty: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
+    except Exception as exc:  # safetensors raises several types for corrupt headers
+        raise ModelError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _read_index(index: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        data = json.loads(index.read_text())
+        shards = sorted(set(data["weight_map"].values()))
+    except Exception as exc:
+        raise ModelError(f"cannot read {what} shard index {index}: {exc}") from exc
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        path = index.parent / shard
+        if not path.is_file():
+            raise ModelError(f"{what} shard not found: {path} (listed in {index})")
+        state.update(_read_file(path, what)[0])
+    return state, dict(data.get("metadata") or {})
+
+
+def read_safetensors(path: Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and header metadata of a weight file, of its shard index, or of the index beside a missing file.
+    Every failure is a ModelError naming the file."""
+    path = Path(path)
+    if path.name.endswith(".index.json") and path.is_file():
+        return _read_index(path, what)
+    index = path.with_name(path.name + ".index.json")
+    if not path.is_file() and index.is_file():
+        return _read_index(index, what)
+    if not path.is_file():
+        raise ModelError(f"{what} not found: {path}")
+    return _read_file(path, what)
