@@ -229,6 +229,15 @@ def recognize(
     guarded(body)
 
 
+@app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """Hold ocrapp against Tesseract, EasyOCR and RapidOCR on the dev pages (all options: ocrapp bench --help)."""
+    from ocrapp.bench.pages import main as bench_main
+
+    bench_main(list(ctx.args), prog="ocrapp bench")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -11,7 +11,10 @@ Crop metrics (one prediction per ground truth):
 Page metrics:
   * bag-of-words F1, strict (NFKC tokens) or relaxed (casefolded, punctuation stripped at token edges);
   * end-to-end word recall/precision: predicted and GT boxes matched one-to-one at IoU >= 0.5 (greedy by IoU),
-    a match counting as correct when the texts agree (strict or relaxed).
+    a match counting as correct when the texts agree (strict or relaxed);
+  * multi-word units (a line from a line-level reader, a receipt field) are cut into one box per word by
+    ``split_by_char_share`` before matching; predictions mostly inside "ignore" regions are dropped
+    (``drop_ignored``); page counts are pooled over a set with ``pool`` (micro-average).
 """
 
 from __future__ import annotations
@@ -183,3 +186,70 @@ def end_to_end(pred: Sequence[tuple[str, Box]], gt: Sequence[tuple[str, Box]], i
 def detection_prf(pred: Sequence[Box], gt: Sequence[Box], iou_threshold: float = 0.5) -> PRF:
     """Text-agnostic box recall/precision at the IoU threshold."""
     return _prf(len(match_boxes(pred, gt, iou_threshold)), len(pred), len(gt))
+
+
+def pool(scores: Iterable[PRF]) -> PRF:
+    """Micro-average: true positives, predictions and ground truths summed over pages, then P/R/F1."""
+    tp = n_pred = n_gt = 0
+    for s in scores:
+        tp, n_pred, n_gt = tp + s.tp, n_pred + s.n_pred, n_gt + s.n_gt
+    return _prf(tp, n_pred, n_gt)
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+def split_by_char_share(text: str, box: Box) -> list[tuple[str, Box]]:
+    """One ``(token, box)`` per whitespace token of ``text`` (NFKC, whitespace collapsed): the box is cut along x
+    in proportion to character positions, every character (spaces included) getting an equal share of the width.
+    A single token keeps the whole box; an empty text gives nothing."""
+    text = normalize(text)
+    if not text:
+        return []
+    if " " not in text:
+        return [(text, box)]
+    x0, y0, x1, y1 = box
+    step = (x1 - x0) / len(text)
+    return [(m.group(), (x0 + m.start() * step, y0, x0 + m.end() * step, y1)) for m in _TOKEN.finditer(text)]
+
+
+def box_coverage(inner: Box, outer: Box) -> float:
+    """Share of ``inner``'s area that lies inside ``outer`` (0 for an empty ``inner``)."""
+    ix = max(0.0, min(inner[2], outer[2]) - max(inner[0], outer[0]))
+    iy = max(0.0, min(inner[3], outer[3]) - max(inner[1], outer[1]))
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return ix * iy / area if area > 0 else 0.0
+
+
+def drop_ignored(pred: Sequence[tuple[str, Box]], ignore: Sequence[Box],
+                 min_coverage: float = 0.5) -> list[tuple[str, Box]]:
+    """Predictions with at least ``min_coverage`` of their area inside one ignore region are removed: text there
+    has no usable transcription, so reading it is neither a hit nor a false positive."""
+    if not ignore:
+        return list(pred)
+    return [(t, b) for t, b in pred if all(box_coverage(b, g) < min_coverage for g in ignore)]
+
+
+def regroup_to_units(pred: Sequence[tuple[str, Box]], units: Sequence[Box], min_coverage: float = 0.5,
+                     joiner: str = "") -> list[tuple[str, Box]]:
+    """Predicted words -> the ground truth's granularity, for sets whose units hold several words written without
+    spaces (WildReceipt fields: "THANKYOUFORSHOPPING"). Each predicted word goes to the unit that covers most of
+    its area (at least ``min_coverage``); a unit's words are joined left to right with ``joiner`` under their
+    union box. Words no unit covers stay as they are."""
+    groups: dict[int, list[tuple[str, Box]]] = {}
+    rest: list[tuple[str, Box]] = []
+    for text, box in pred:
+        best, best_cov = -1, min_coverage
+        for k, unit in enumerate(units):
+            cov = box_coverage(box, unit)
+            if cov >= best_cov and (best < 0 or cov > best_cov):
+                best, best_cov = k, cov
+        (groups.setdefault(best, []) if best >= 0 else rest).append((text, box))
+    out = []
+    for k in sorted(groups):
+        words = sorted(groups[k], key=lambda w: (w[1][0], w[1][1]))
+        boxes = [b for _, b in words]
+        out.append((joiner.join(t for t, _ in words),
+                    (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                     max(b[3] for b in boxes))))
+    return out + rest
