@@ -36,7 +36,7 @@ class OcrConfig:
     detector_weights: Path | None = None  # default: models/detector_<arch>.safetensors
     detector_arch: str = DEFAULT_ARCH
     recognizer_weights: Path | None = None  # default: models/recognizer_clip4str-s.safetensors
-    pages_per_batch: int = 4  # pages whose crops go to the recognizer together
+    pages_per_batch: int | None = None  # pages detected and recognised together; None: 4 on CPU, 16 on a GPU
     keep_page_images: bool = False  # store encoded page images in Page.image_data (for PDF export)
     min_confidence: float = 0.0  # words read with less confidence are dropped
     recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
@@ -117,7 +117,11 @@ class OCR:
     def _run(self, path: str | Path, pages: str | None, config: OcrConfig,
              on_page_image: Callable[[Page, np.ndarray], None] | None = None) -> Iterator[Page]:
         info = probe_input(path, dpi=config.dpi, pages=pages)  # validates before anything is produced
-        for group in chunked(prefetch(iter_pages(path, dpi=config.dpi, info=info)), config.pages_per_batch):
+        group_size = config.pages_per_batch or (4 if self.device.type == "cpu" else 16)
+        # the loader thread runs ahead (a whole group on a GPU), so rasterisation overlaps the models
+        ahead = 2 if self.device.type == "cpu" else group_size
+        loaded = prefetch(iter_pages(path, dpi=config.dpi, info=info), depth=ahead)
+        for group in chunked(loaded, group_size):
             for page, source in zip(self.process_pages(group, config), group):
                 if on_page_image is not None:
                     on_page_image(page, source.image)

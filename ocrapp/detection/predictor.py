@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 
@@ -11,11 +10,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ocrapp import accel
 from ocrapp.document import Polygon
 from ocrapp.detection.model import DEFAULT_ARCH, DETECTOR_CONFIGS, load_detector
 
 DEFAULT_MEAN = (0.798, 0.785, 0.772)  # docTR's DBNet normalisation
 DEFAULT_STD = (0.264, 0.2749, 0.287)
+CPU_BATCH = 2  # pages per forward pass on a CPU
+GPU_BATCH = 16  # first batch on a GPU; grows with the free memory up to GPU_MAX_BATCH
+GPU_MAX_BATCH = 64
 
 
 def order_quad(points: np.ndarray) -> np.ndarray:
@@ -57,13 +60,16 @@ class DetectionPredictor:
     Uses the model's own DB postprocessor; the model is built with ``assume_straight_pages=False`` so rotated
     words come back as rotated quadrilaterals (minimum-area rectangles)."""
 
-    def __init__(self, model: nn.Module, input_size: int = 1024, batch_size: int = 2,
+    def __init__(self, model: nn.Module, input_size: int = 1024, batch_size: int | None = None,
                  device: str | torch.device | None = None, bin_thresh: float | None = None,
-                 box_thresh: float | None = None) -> None:
+                 box_thresh: float | None = None, max_batch_size: int | None = None) -> None:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.input_size = input_size
-        self.batch_size = batch_size
+        on_cpu = self.device.type == "cpu"
+        # batch_size None: 2 pages on a CPU, 16 on a GPU (then sized from the free memory, halved on OOM)
+        self.batch_size = batch_size or (CPU_BATCH if on_cpu else GPU_BATCH)
+        self.max_batch_size = max_batch_size or (self.batch_size if on_cpu else max(self.batch_size, GPU_MAX_BATCH))
         cfg = getattr(model, "cfg", None) or {}
         self.mean = torch.tensor(cfg.get("mean", DEFAULT_MEAN), dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg.get("std", DEFAULT_STD), dtype=torch.float32).view(1, 3, 1, 1)
@@ -80,11 +86,11 @@ class DetectionPredictor:
         return cls(model, input_size or DETECTOR_CONFIGS[arch].input_size, device=device, **kwargs)
 
     def prob_maps(self, batch_u8: torch.Tensor) -> np.ndarray:
-        x = batch_u8.to(self.device).float().div_(255.0)
+        if self.device.type == "cuda":  # uint8 from pinned memory, normalised on the GPU
+            batch_u8 = batch_u8.pin_memory()
+        x = batch_u8.to(self.device, non_blocking=True).float().div_(255.0)
         x = (x - self.mean.to(self.device)) / self.std.to(self.device)
-        amp = (torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda"
-               else contextlib.nullcontext())
-        with torch.inference_mode(), amp:
+        with torch.inference_mode(), accel.autocast(self.device):  # bf16 where supported, else fp16; none on CPU
             # docTR's models return bare logits when ``exportable``: no postprocessing of the padded batch here
             exportable = self.model.exportable
             self.model.exportable = True
@@ -95,12 +101,31 @@ class DetectionPredictor:
             prob = torch.sigmoid(logits.float())
         return prob.permute(0, 2, 3, 1).cpu().numpy()  # N,H,W,C
 
-    def predict(self, pages: list[np.ndarray]) -> list[list[tuple[Polygon, float]]]:
-        results: list[list[tuple[Polygon, float]]] = []
-        for start in range(0, len(pages), self.batch_size):
+    def _maps_with_retry(self, pages: list[np.ndarray]):
+        """Probability maps of the next pages; yields (chunk, maps, metas). An out-of-memory error halves the batch
+        and retries the same pages; on a GPU the batch grows while the measured memory per page fits."""
+        start = 0
+        while start < len(pages):
             chunk = pages[start : start + self.batch_size]
             batch, metas = resize_and_pad(chunk, self.input_size)
-            maps = self.prob_maps(batch)
+            baseline = accel.start_peak(self.device)
+            try:
+                maps = self.prob_maps(batch)
+            except Exception as exc:
+                if not accel.is_oom(exc) or self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, self.batch_size // 2)
+                accel.release_cached(self.device)
+                continue
+            peak, free = accel.peak_since(self.device, baseline), accel.free_memory(self.device)
+            if peak is not None and free is not None and len(chunk) == self.batch_size:
+                self.batch_size = accel.fit_batch(peak / len(chunk), free, self.batch_size, self.max_batch_size)
+            start += len(chunk)
+            yield chunk, maps, metas
+
+    def predict(self, pages: list[np.ndarray]) -> list[list[tuple[Polygon, float]]]:
+        results: list[list[tuple[Polygon, float]]] = []
+        for chunk, maps, metas in self._maps_with_retry(pages):
             for page, pmap, (nh, nw, _scale) in zip(chunk, maps, metas):
                 # crop the map to the un-padded region so that relative coords map onto the page
                 crop = np.ascontiguousarray(pmap[:nh, :nw])

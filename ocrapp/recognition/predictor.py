@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ocrapp import accel
 from ocrapp.models_registry import default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.preprocess import images_to_tensor, resize_crop
@@ -18,6 +19,9 @@ from ocrapp.recognition.weights import load_recognizer
 @dataclass(frozen=True)
 class RecognizerConfig:
     batch_size: int = 128
+    # On a GPU the batch grows (powers of two) up to this while the measured memory per crop fits the free memory
+    # (torch.cuda.mem_get_info); on a CPU it stays at batch_size. An out-of-memory error halves it and retries.
+    max_batch_size: int = 1024
     refine_iters: int = 1
     # A crop wider than this many times its height is read in overlapping pieces (the model reads <= 25 chars).
     split_aspect: float = 8.0
@@ -100,26 +104,44 @@ class Recognizer:
         while start < len(order):
             idx = order[start:start + self._batch_size]
             batch = np.stack([resize_crop(pieces[i], h, w) for i in idx])
+            baseline = accel.start_peak(self.device)
             try:
                 results = self._read_batch(batch)
-            except torch.OutOfMemoryError:
-                if self._batch_size == 1:
+            except Exception as exc:  # an OOM halves the batch and retries the same crops
+                if not accel.is_oom(exc) or self._batch_size == 1:
                     raise
                 self._batch_size = max(1, self._batch_size // 2)
-                torch.cuda.empty_cache()
+                accel.release_cached(self.device)
                 continue
+            self._grow_batch(len(idx), accel.peak_since(self.device, baseline), len(order) - start - len(idx))
             for i, res in zip(idx, results):
                 out[i] = res
             start += len(idx)
         return out
 
+    def _grow_batch(self, done: int, peak: int | None, remaining: int) -> None:
+        """After a full batch on a GPU, size the next ones from the measured peak memory per crop."""
+        if peak is None or done < self._batch_size or remaining <= 0:
+            return
+        free = accel.free_memory(self.device)
+        if free is not None:
+            self._batch_size = accel.fit_batch(peak / done, free, self._batch_size, self.cfg.max_batch_size)
+
     @torch.inference_mode()
     def _read_batch(self, batch: np.ndarray) -> list[tuple[str, float]]:
-        x = images_to_tensor(batch, self.model.cfg)
-        if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        if self.device.type == "cpu":
+            x = images_to_tensor(batch, self.model.cfg)
+        else:  # upload uint8 from pinned memory (4x fewer bytes than float32), normalise on the device
+            u8 = torch.from_numpy(np.ascontiguousarray(batch))
+            u8 = u8.pin_memory() if self.device.type == "cuda" else u8
+            u8 = u8.to(self.device, non_blocking=True)
+            mean = torch.tensor(self.model.cfg.mean, device=self.device).view(1, 3, 1, 1)
+            std = torch.tensor(self.model.cfg.std, device=self.device).view(1, 3, 1, 1)
+            x = (u8.permute(0, 3, 1, 2).float().div_(255.0) - mean) / std
+        with accel.autocast(self.device):
             logits = self.model(x, refine_iters=self.cfg.refine_iters)
-        texts, char_probs = self.model.tokenizer.decode(logits.float().softmax(-1))
+        # one device->host copy per batch; per-crop products on the host then need no further syncs
+        probs = logits.float().softmax(-1).cpu()
+        texts, char_probs = self.model.tokenizer.decode(probs)
         return [(t, float(p.prod())) for t, p in zip(texts, char_probs)]
 

@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Pack what a lent GPU machine lacks into .gpu/ (git-ignored via .git/info/exclude), to travel with `carry`.
+
+    . .venv/bin/activate && python scripts/gpu_pack.py        # run here, where PyPI is reachable
+
+The device machine (see scripts/gpu_session.md) has Python 3.12 with torch, torchvision, numpy, opencv, scipy,
+h5py, onnx, timm, huggingface_hub, safetensors, typer, fonttools, pillow, regex, msgpack, tqdm ..., no internet,
+no font files we can rely on, and maybe no poppler. This writes:
+
+* .gpu/site.tar.gz  pure-Python packages copied from this venv (their RECORD files), wordfreq data cut to the
+                    six languages of ocrapp.training.data.corpus and their 60000 most frequent words;
+* .gpu/whl/*.whl    CPython 3.12 manylinux wheels of the compiled ones (shapely, pyclipper, rapidfuzz);
+* .gpu/poppler.tar.gz pdftotext/pdftoppm/pdfinfo of this machine with their libraries (used only where the device
+                    has no poppler; the detector's page engine and ocrapp's PDF input call them);
+* .gpu/fonts.tar.gz Debian font families the data engines render with (Caladea and URW Bookman, the held-out
+                    families, included; Noto: Latin regular and bold only); freefont left out for size.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import io
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / ".gpu"
+PURE = ["open_clip_torch", "ftfy", "wcwidth", "python-doctr", "anyascii", "langdetect", "validators", "fpdf2",
+        "defusedxml", "pypdf", "pdf2image", "reportlab", "wordfreq", "langcodes", "locate", "Faker", "pypdfium2"]
+BINARY = ["shapely", "pyclipper", "rapidfuzz"]  # pinned to this venv's versions
+WORDFREQ_LANGS = ("en", "fr", "de", "es", "it", "pt")
+WORDFREQ_TOP = 60000  # > RenderConfig.vocab_size (40000)
+FONT_DIRS = ["truetype/crosextra", "opentype/urw-base35", "truetype/liberation", "truetype/dejavu"]  # + Noto
+LIMIT_MIB = 62.0  # the device tool's limit on what travels is 64 MiB
+FONT_SKIP = ("Condensed", "ExtraLight")  # DejaVu variants, left out for size
+NOTO_LATIN = ("NotoSans-", "NotoSerif-", "NotoSansMono-", "NotoSerifDisplay-", "NotoSansDisplay-")
+
+
+# the faker locales of ocrapp.training.data.synth_doc (and their languages, Faker's fallback)
+FAKER_LOCALES = {"en_US", "en_GB", "fr_FR", "de_DE", "es_ES", "it_IT", "pt_PT", "nl_NL"}
+FAKER_KEEP = FAKER_LOCALES | {loc.split("_")[0] for loc in FAKER_LOCALES}
+_LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+
+
+def _keep(rel: str) -> bool:
+    if "__pycache__" in rel or rel.endswith(".pyc") or rel.startswith(".."):
+        return False
+    if rel.startswith("wordfreq/data/"):
+        return any(rel.endswith(f"_{lang}.msgpack.gz") for lang in WORDFREQ_LANGS)
+    if rel.startswith("faker/"):
+        parts = rel.split("/")
+        return not any(_LOCALE.match(p) and p not in FAKER_KEEP for p in parts[2:-1] + [parts[-1].removesuffix(".py")])
+    return True
+
+
+def pack_site(path: Path) -> int:
+    files = 0
+    with tarfile.open(path, "w:gz") as tar:
+        for name in PURE:
+            dist = md.distribution(name)
+            for f in dist.files or []:
+                rel = str(f)
+                if not _keep(rel):
+                    continue
+                src = Path(dist.locate_file(f))
+                if src.suffix == ".so" and "cpython" in src.name:
+                    raise SystemExit(f"{name} has a CPython extension ({src.name}): move it to BINARY")
+                if not src.is_file():
+                    continue
+                if rel.startswith("wordfreq/data/large_"):
+                    data = _top_words(src, WORDFREQ_TOP)
+                    info = tarfile.TarInfo(rel)
+                    info.size, info.mtime = len(data), int(src.stat().st_mtime)
+                    tar.addfile(info, io.BytesIO(data))
+                else:
+                    tar.add(src, arcname=rel)
+                files += 1
+    return files
+
+
+def _top_words(path: Path, keep: int) -> bytes:
+    """A wordfreq cBpack list (gzipped msgpack: header, then frequency buckets of words) cut after the buckets
+    that hold the ``keep`` most frequent words: top_n_list(lang, n <= keep) is unchanged, and it is far smaller."""
+    import gzip
+
+    import msgpack
+
+    with gzip.open(path, "rb") as f:
+        data = msgpack.load(f, raw=False)
+    out, count = [data[0]], 0
+    for bucket in data[1:]:
+        out.append(bucket)
+        count += len(bucket)
+        if count >= keep:
+            break
+    return gzip.compress(msgpack.dumps(out), mtime=0)
+
+
+def download_wheels(dest: Path) -> list[str]:
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.whl"):
+        old.unlink()
+    pins = [f"{n}=={md.version(n)}" for n in BINARY]
+    platforms = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+                 "manylinux1_x86_64"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+           "--implementation", "cp", "-d", str(dest), *[a for p in platforms for a in ("--platform", p)], *pins]
+    subprocess.run(cmd, check=True)
+    return sorted(p.name for p in dest.glob("*.whl"))
+
+
+def _font_groups(root: Path) -> list[list[Path]]:
+    """Font files by family folder, most needed first (the held-out families first: the recipe's test set)."""
+    groups = []
+    for d in FONT_DIRS:
+        groups.append([f for f in sorted((root / d).rglob("*"))
+                       if f.suffix.lower() in (".ttf", ".otf") and not any(x in f.name for x in FONT_SKIP)])
+    groups.append([f for f in sorted((root / "truetype/noto").glob("*"))  # regular and bold only, to stay small
+                   if f.name.startswith(NOTO_LATIN) and f.stem.endswith(("-Regular", "-Bold"))])
+    return groups
+
+
+def pack_fonts(path: Path, budget: float, root: Path = Path("/usr/share/fonts")) -> int:
+    """Whole family folders in FONT_DIRS order while their raw size fits ``budget`` bytes."""
+    files, used = 0, 0
+    with tarfile.open(path, "w:gz") as tar:
+        for group in _font_groups(root):
+            size = sum(f.stat().st_size for f in group)
+            if used + size > budget and files:
+                print(f"left out for size: {group[0].parent.name} ({size / 2**20:.1f} MiB)")
+                continue
+            for f in group:
+                tar.add(f, arcname=f.name)
+            used += size
+            files += len(group)
+    return files
+
+
+POPPLER_TOOLS = ("pdftotext", "pdftoppm", "pdfinfo")
+# the device's own C runtime is newer: never shadow it
+_SYSTEM_LIBS = ("libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "ld-linux", "libstdc++.so",
+                "libgcc_s.so")
+_WRAPPER = """#!/bin/sh
+d=$(cd "$(dirname "$0")/.." && pwd)
+LD_LIBRARY_PATH="$d/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$d/real/$(basename "$0")" "$@"
+"""
+
+
+def pack_poppler(path: Path) -> int:
+    """poppler's command-line tools with the shared libraries they need (glibc and libstdc++ excepted), behind
+    wrappers that set LD_LIBRARY_PATH for them alone: bin/pdftotext etc. (the detector's data engine needs them)."""
+    import shutil
+
+    libs: set[str] = set()
+    for tool in POPPLER_TOOLS:
+        exe = shutil.which(tool)
+        if exe is None:
+            raise SystemExit(f"{tool} is not installed here (apt-get install poppler-utils)")
+        for line in subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout.splitlines():
+            parts = line.split("=>")
+            if len(parts) == 2 and parts[1].strip().startswith("/"):
+                lib = parts[1].split()[0]
+                if not any(Path(lib).name.startswith(s) for s in _SYSTEM_LIBS):
+                    libs.add(lib)
+    with tarfile.open(path, "w:gz") as tar:
+        for tool in POPPLER_TOOLS:
+            tar.add(shutil.which(tool), arcname=f"real/{tool}")
+            data = _WRAPPER.encode()
+            info = tarfile.TarInfo(f"bin/{tool}")
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+        for lib in sorted(libs):
+            tar.add(str(Path(lib).resolve()), arcname=f"lib/{Path(lib).name}")
+    return len(libs)
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    exclude = REPO / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    if "/.gpu/" not in (exclude.read_text() if exclude.exists() else ""):
+        with open(exclude, "a") as f:
+            f.write("/.gpu/\n")
+    n_site = pack_site(OUT / "site.tar.gz")
+    wheels = download_wheels(OUT / "whl")
+    n_libs = pack_poppler(OUT / "poppler.tar.gz")
+    (OUT / "fonts.tar.gz").unlink(missing_ok=True)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    tree = sum((REPO / f).stat().st_size for f in listed if f and (REPO / f).is_file()) / 2**20
+    packed = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
+    n_fonts = pack_fonts(OUT / "fonts.tar.gz", (LIMIT_MIB - tree - packed) * 2**20)
+    total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
+    print(f".gpu/site.tar.gz: {n_site} files; wheels: {', '.join(wheels)}; fonts: {n_fonts}; "
+          f"poppler: 3 tools + {n_libs} libraries; "
+          f"{total:.1f} MiB; with the working tree "
+          f"({tree:.1f} MiB) {total + tree:.1f} MiB travels (limit 64 MiB)")
+
+
+if __name__ == "__main__":
+    main()

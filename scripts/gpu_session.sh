@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole lent-GPU session, run on the device machine from the repository root (see scripts/gpu_session.md):
+#   bash scripts/gpu_session.sh [MINUTES [gpu_run options, e.g. --model detector]]   (OUT: the tool's output folder)
+# Unpacks what `python scripts/gpu_pack.py` put in .gpu/ (packages, fonts, poppler), then runs
+# `python -m ocrapp.training.gpu_run`: benchmark, then the weakest model's recipe, MINUTES (default 8) in all.
+set -uo pipefail
+OUT=${OUT:-/tmp/ocrapp_gpu_out}
+MINUTES=${1:-8}
+SITE=/tmp/ocrapp_site FONTS=/tmp/ocrapp_fonts POPPLER=/tmp/ocrapp_poppler
+PY=$(command -v python3)
+mkdir -p "$OUT" "$SITE" "$FONTS" "$POPPLER"
+[ -d .gpu ] || { echo "no .gpu/ here: run python scripts/gpu_pack.py and carry .gpu"; exit 2; }
+tar xzf .gpu/site.tar.gz -C "$SITE" || exit 3
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .gpu/whl/*.whl || exit 3
+tar xzf .gpu/fonts.tar.gz -C "$FONTS" || exit 3
+if ! command -v pdftotext >/dev/null; then
+  tar xzf .gpu/poppler.tar.gz -C "$POPPLER" && export PATH="$POPPLER/bin:$PATH"
+fi
+# a .pth file (not PYTHONPATH, which some recipes reset for their subprocesses) puts the carried packages and the
+# repository on every python3's path; the machine's own packages stay first
+echo -e "$SITE\n$PWD" > "$("$PY" -c 'import site; print(site.getsitepackages()[0])')/ocrapp_carried.pth" || exit 3
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader || true
+"$PY" -c "import torch, open_clip, doctr, shapely, reportlab, wordfreq; print('torch', torch.__version__, 'cuda',
+torch.cuda.is_available()); import ocrapp.pipeline" || exit 4
+pdftotext -v 2>&1 | head -1
+exec "$PY" -m ocrapp.training.gpu_run --out "$OUT" --minutes "$MINUTES" --fonts "$FONTS" "${@:2}"
