@@ -144,8 +144,13 @@ def train(args: argparse.Namespace) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
         x = (imgs.to(device, non_blocking=True).float() / 255.0 - mean) / std
-        with amp():
-            out_d = model(x, target=[{"words": q} for q in targets])
+        try:
+            with amp():
+                out_d = model(x, target=[{"words": q} for q in targets])
+        except UnboundLocalError:
+            # docTR's DB loss leaves its L1 term undefined when no word survives the target shrinking (all too
+            # small or cut off by the crop): nothing to learn from this batch.
+            continue
         loss = out_d["loss"]
         opt.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
