@@ -23,11 +23,17 @@ def resize_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def images_to_tensor(images: np.ndarray, cfg) -> "torch.Tensor":
-    """(N, H, W, 3) uint8 crops already at the input size -> normalised float tensor (N, 3, H, W)."""
+def images_to_tensor(images: np.ndarray, cfg, device: "torch.device | str" = "cpu") -> "torch.Tensor":
+    """(N, H, W, 3) uint8 crops already at the input size -> normalised float tensor (N, 3, H, W) on ``device``.
+
+    The uint8 batch travels (from pinned memory on CUDA: 4x fewer bytes than float32) and is normalised there."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+    device = torch.device(device)
+    u8 = torch.from_numpy(np.ascontiguousarray(images))
+    if device.type == "cuda":
+        u8 = u8.pin_memory()
+    u8 = u8.to(device, non_blocking=True)
+    mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
+    return (u8.permute(0, 3, 1, 2).float().div_(255.0) - mean) / std

@@ -73,7 +73,7 @@ def evaluate(model: Clip4Str, val_sets: dict[str, tuple[np.ndarray, list[str]]],
     for name, (images, labels) in val_sets.items():
         correct = 0
         for i in range(0, len(labels), batch_size):
-            x = images_to_tensor(images[i:i + batch_size], model.cfg).to(device)
+            x = images_to_tensor(images[i:i + batch_size], model.cfg, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x)
             texts, _ = model.tokenizer.decode(logits.float().softmax(-1))
@@ -147,7 +147,7 @@ def train(cfg: TrainConfig) -> Path:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     while time.time() - t_start < budget and not stop["requested"]:
         images, labels = next(stream)
-        x = images_to_tensor(images, model_cfg).to(device, non_blocking=True)
+        x = images_to_tensor(images, model_cfg, device)
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
