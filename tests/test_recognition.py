@@ -167,3 +167,37 @@ def test_named_configs_build() -> None:
     for name in ("clip4str-s", "clip4str-s-vit"):
         model = Clip4Str(CONFIGS[name])
         assert model.encode_image(torch.zeros(1, 3, *CONFIGS[name].image_size)).shape[-1] == CONFIGS[name].embed_dim
+
+
+def test_output_branch_choice_and_its_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = Clip4Str(TINY).eval()
+    x = images_to_tensor(render_words(["one", "two", "three", "four"]), TINY)
+    with torch.inference_mode():
+        torch.manual_seed(0)
+        visual = model(x, branch="visual")
+        cross = model(x, branch="cross")
+        confident = model(x, branch="confident")
+        # the device-side confidence is the product the tokenizer reports (chars up to and including EOS)
+        _, char_probs = model.tokenizer.decode(cross.softmax(-1))
+        expected = torch.stack([p.prod() for p in char_probs])
+        assert torch.allclose(model.sequence_confidence(cross), expected, rtol=1e-4)
+        conf_v, conf_c = model.sequence_confidence(visual), model.sequence_confidence(cross)
+    for i in range(len(x)):
+        assert torch.equal(confident[i], visual[i] if conf_v[i] > conf_c[i] else cross[i])
+    with pytest.raises(ValueError, match="branch"):
+        model(x, branch="both")
+    # the shipped file carries its branch; the predictor can override it
+    model.cfg = dataclasses.replace(model.cfg, output_branch="visual")
+    save_recognizer(model, tmp_path / "rec.safetensors")
+    loaded = load_recognizer(tmp_path / "rec.safetensors")
+    assert loaded.cfg.output_branch == "visual"
+    from ocrapp.recognition.predictor import RecognizerConfig
+
+    crops = list(render_words(["one", "two"]))
+    with torch.inference_mode():
+        want_visual = model.tokenizer.decode(loaded(x[:2], branch="visual").softmax(-1))[0]
+        want_cross = model.tokenizer.decode(loaded(x[:2], branch="cross").softmax(-1))[0]
+    assert [t for t, _ in Recognizer(loaded, torch.device("cpu")).read(crops)] == want_visual
+    as_cross = Recognizer(loaded, torch.device("cpu"), RecognizerConfig(branch="cross"))
+    assert [t for t, _ in as_cross.read(crops)] == want_cross

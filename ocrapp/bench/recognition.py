@@ -68,15 +68,19 @@ def _to_bgr(crop: np.ndarray) -> np.ndarray:
 class OcrappAdapter(Adapter):
     name = "ocrapp"
 
-    def __init__(self, weights: str | None = None, device: str = "cpu") -> None:
-        self.weights, self.device = weights, device
+    def __init__(self, weights: str | None = None, device: str = "cpu", branch: str | None = None) -> None:
+        self.weights, self.device, self.branch = weights, device, branch
+        if branch:
+            self.name = f"ocrapp-{branch}"
         self._model = None
 
     def available(self) -> bool:
         try:
             from ocrapp.recognition.predictor import Recognizer
 
-            self._model = Recognizer.from_pretrained(self.weights, device=self.device)
+            from ocrapp.recognition.predictor import RecognizerConfig
+
+            self._model = Recognizer.from_pretrained(self.weights, self.device, RecognizerConfig(branch=self.branch))
             return True
         except Exception as exc:  # not written yet, weights not trained yet, ...
             self.reason = f"{type(exc).__name__}: {exc}"
@@ -246,18 +250,22 @@ class RapidOcrAdapter(Adapter):
 
 
 SYSTEMS = ("ocrapp", "tesseract", "easyocr", "rapidocr")
+# ocrapp with a fixed output branch instead of the one its weights name (to compare the two decoders).
+OCRAPP_BRANCHES = ("ocrapp-cross", "ocrapp-visual", "ocrapp-confident")
 
 
 def make_adapter(name: str, ocrapp_weights: str | None = None, device: str = "cpu") -> Adapter:
     if name == "ocrapp":
         return OcrappAdapter(ocrapp_weights, device)
+    if name in OCRAPP_BRANCHES:
+        return OcrappAdapter(ocrapp_weights, device, branch=name.removeprefix("ocrapp-"))
     if name == "tesseract":
         return TesseractAdapter()
     if name == "easyocr":
         return EasyOcrAdapter()
     if name == "rapidocr":
         return RapidOcrAdapter()
-    raise KeyError(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
+    raise KeyError(f"unknown system {name!r}; known: {', '.join(SYSTEMS + OCRAPP_BRANCHES)}")
 
 
 @dataclass
@@ -329,7 +337,7 @@ def markdown_table(results: Sequence[Result]) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=list(DEV_CROP_SETS), choices=DEV_CROP_SETS)
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, of " + ", ".join(SYSTEMS))
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, of " + ", ".join(SYSTEMS + OCRAPP_BRANCHES))
     ap.add_argument("--limit", type=int, default=None, help="at most N crops per set")
     ap.add_argument("--json", type=Path, default=None, help="write all results (with error examples) here")
     ap.add_argument("--ocrapp-weights", default=None, help="recognizer weights (default: the packaged model)")

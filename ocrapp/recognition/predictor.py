@@ -23,6 +23,9 @@ class RecognizerConfig:
     # (torch.cuda.mem_get_info); on a CPU it stays at batch_size. An out-of-memory error halves it and retries.
     max_batch_size: int = 1024
     refine_iters: int = 1
+    # Which decoder's reading is returned: "cross" (CLIP4STR's final output), "visual", or "confident" (per crop
+    # the more confident of the two); None = the weights' own choice (Clip4StrConfig.output_branch).
+    branch: str | None = None
     # A crop wider than this many times its height is read in overlapping pieces (the model reads <= 25 chars).
     split_aspect: float = 8.0
     split_overlap: float = 0.25
@@ -131,7 +134,7 @@ class Recognizer:
     def _read_batch(self, batch: np.ndarray) -> list[tuple[str, float]]:
         x = images_to_tensor(batch, self.model.cfg, self.device)
         with accel.autocast(self.device):
-            logits = self.model(x, refine_iters=self.cfg.refine_iters)
+            logits = self.model(x, refine_iters=self.cfg.refine_iters, branch=self.cfg.branch)
         # one device->host copy per batch; per-crop products on the host then need no further syncs
         probs = logits.float().softmax(-1).cpu()
         texts, char_probs = self.model.tokenizer.decode(probs)

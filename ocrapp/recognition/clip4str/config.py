@@ -31,6 +31,8 @@ class Clip4StrConfig:
     dec_mlp_ratio: int = 4
     dec_depth: int = 1
     max_label_length: int = 25
+    # The reading returned at inference (see Clip4Str.forward): "cross" as in the paper, "visual" or "confident".
+    output_branch: str = "cross"
     dropout: float = 0.1  # the small CPU configs use 0: on CPU dropout costs ~15% of a training step
     mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
     std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)

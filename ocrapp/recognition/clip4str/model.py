@@ -125,16 +125,36 @@ class Clip4Str(nn.Module):
         queries = decoder.pos_queries[:, :steps].expand(bs, -1, -1)
         return decoder(tgt, memory, queries, query_mask, mask, padding)
 
-    def forward(self, images: Tensor, max_length: int | None = None, refine_iters: int = 1) -> Tensor:
-        """Inference: logits (B, T, num_classes) of the cross-modal branch (the final prediction)."""
+    def sequence_confidence(self, logits: Tensor) -> Tensor:
+        """Per-sequence confidence on the device: product of the greedy char probabilities up to and including
+        the first EOS (as the tokenizer's decode reports it)."""
+        max_p, ids = logits.float().softmax(-1).max(-1)
+        after_eos = (ids == self.tokenizer.eos_id).int().cumsum(-1) - (ids == self.tokenizer.eos_id).int() > 0
+        return max_p.masked_fill(after_eos, 1.0).log().sum(-1).exp()
+
+    def forward(self, images: Tensor, max_length: int | None = None, refine_iters: int = 1,
+                branch: str | None = None) -> Tensor:
+        """Inference: logits (B, T, num_classes).
+
+        ``branch``: "cross" = the cross-modal decoder's prediction (the paper's output), "visual" = the visual
+        decoder's, "confident" = per crop whichever of the two is more confident (useful while the cross-modal
+        branch, trained on the visual branch's guesses, is still behind it); None = ``cfg.output_branch``."""
+        branch = branch or self.cfg.output_branch
+        if branch not in ("cross", "visual", "confident"):
+            raise ValueError(f"unknown branch {branch!r}")
         max_length = self.cfg.max_label_length if max_length is None else min(max_length, self.cfg.max_label_length)
         num_steps = max_length + 1
         memory = self.encode_image(images)
         visual = self._ar_decode(self.visual_decoder, memory, num_steps, stop_early=True)
         for _ in range(refine_iters):
             visual = self._refine(self.visual_decoder, memory, visual)
+        if branch == "visual":
+            return visual
         cross_mem = self.cross_memory(memory, visual)
         cross = self._ar_decode(self.cross_decoder, cross_mem, visual.shape[1], stop_early=False)
         for _ in range(refine_iters):
             cross = self._refine(self.cross_decoder, cross_mem, cross)
-        return cross
+        if branch == "cross":
+            return cross
+        take_visual = self.sequence_confidence(visual) > self.sequence_confidence(cross)
+        return torch.where(take_visual[:, None, None], visual, cross)

@@ -1,12 +1,14 @@
 """Turn a training checkpoint into the shipped fp16 safetensors (one file, or shards of at most N MiB).
 
-python -m ocrapp.training.recognizer.export runs/rec/best.pt models/recognizer_clip4str-s.safetensors
+python -m ocrapp.training.recognizer.export runs/rec/best.pt models/recognizer_clip4str-s.safetensors \
+    [--output-branch cross|visual|confident]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,8 +35,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Export a recognizer checkpoint to fp16 safetensors.")
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("output", type=Path)
+    parser.add_argument("--output-branch", choices=("cross", "visual", "confident"), default=None,
+                        help="the reading the shipped model returns (default: as trained, 'cross')")
     args = parser.parse_args()
     model, state = model_from_checkpoint(args.checkpoint)
+    if args.output_branch:
+        model.cfg = replace(model.cfg, output_branch=args.output_branch)
     save_recognizer(model, args.output, training_summary(state))
     print(f"wrote {args.output} ({args.output.stat().st_size / 2**20:.1f} MiB)")
 
