@@ -89,15 +89,28 @@ def main(argv: list[str] | None = None) -> dict:
             gen.wait(timeout=60)
     report["pages_total"] = len(list((data / "pages").glob("*.json")))
 
+    postprocess = None
+    try:  # the DB postprocessing for these weights, picked on held-out pages of the generated data
+        from ocrapp.detection.predictor import DetectionPredictor
+        from ocrapp.detection.tune import held_out_pages, best_setting, grid, score_settings
+
+        predictor = DetectionPredictor.from_weights(run / "best.pt", args.arch, device, input_size=args.input_size)
+        scored = score_settings(predictor, held_out_pages(data, 12), grid())
+        postprocess = best_setting(scored)
+        report["postprocess"] = {**postprocess.__dict__, **dict(scored)[postprocess].as_dict()}
+    except Exception as exc:  # tuning must not lose the trained weights
+        report["postprocess_error"] = f"{type(exc).__name__}: {exc}"
+
     metrics_path = None
     try:
         from ocrapp.bench.datasets import dev_root
         from ocrapp.detection.evaluate import evaluate
-        from ocrapp.detection.predictor import DetectionPredictor
 
         if args.eval_sets and dev_root().exists():
             predictor = DetectionPredictor.from_weights(run / "best.pt", args.arch, device,
                                                         input_size=args.input_size)
+            if postprocess is not None:
+                postprocess.apply(predictor.postprocessor)
             metrics = evaluate(predictor, args.eval_sets, 2, args.eval_limit)
             metrics["_config"] = {"weights": str(run / "best.pt"), "arch": args.arch,
                                   "input_size": args.input_size, "max_pages_per_pdf": 2, "iou": 0.5}
@@ -107,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     except Exception as exc:  # evaluation must not lose the trained weights
         report["dev_eval_error"] = f"{type(exc).__name__}: {exc}"
 
-    weights = export(run / "best.pt", args.out, metrics_path, data, args.arch, max_shard_bytes=SHARD_BYTES)
+    weights = export(run / "best.pt", args.out, metrics_path, data, args.arch, max_shard_bytes=SHARD_BYTES,
+                     postprocess=postprocess)
     report["weights"] = str(weights)
     report["files"] = {p.name: p.stat().st_size for p in sorted(args.out.iterdir())}
     (args.out / "report.json").write_text(json.dumps(report, indent=2))

@@ -280,4 +280,49 @@ def test_gpu_recipe_tiny_on_cpu(tmp_path):
     assert all(f.stat().st_size <= 16 * 1024 * 1024 for f in files)
     report = json.loads((out / "report.json").read_text())
     assert report["train"]["step"] > 0
+    assert set(report["postprocess"]) >= {"bin_thresh", "box_thresh", "unclip_ratio", "hmean"}
     load_detector(out / f"detector_{DEFAULT_ARCH}.safetensors", DEFAULT_ARCH)
+
+
+def _db_kernel_map(boxes: list[tuple[int, int, int, int]], size: int, shrink: float = 0.4) -> np.ndarray:
+    """What an ideal DBNet predicts: each word's box shrunk like docTR's target (offset A(1-r^2)/L), prob 0.95."""
+    pmap = np.full((size, size), 0.02, np.float32)
+    for x0, y0, x1, y1 in boxes:
+        w, h = x1 - x0, y1 - y0
+        d = w * h * (1 - shrink**2) / (2 * (w + h))
+        pmap[int(round(y0 + d)):int(round(y1 - d)), int(round(x0 + d)):int(round(x1 - d))] = 0.95
+    return pmap
+
+
+def test_tuner_recovers_the_unclip_ratio_of_an_ideal_map(tmp_path):
+    from ocrapp.detection.model import PostprocessConfig
+    from ocrapp.detection.tune import best_setting, grid, score_settings
+
+    size = 256
+    boxes = [(20 + 60 * (i % 4), 30 + 40 * (i // 4), 70 + 60 * (i % 4), 52 + 40 * (i // 4)) for i in range(20)]
+    quads = np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]] for x0, y0, x1, y1 in boxes], np.float32)
+    predictor = DetectionPredictor(build_detector(DEFAULT_ARCH), input_size=size)
+    pmap = _db_kernel_map(boxes, size)[None, :, :, None]
+    predictor.prob_maps = lambda batch: pmap  # the map of an ideal model; everything after it is real
+    page = np.full((size, size, 3), 255, np.uint8)
+    settings = grid(bin_thresholds=(0.3,), box_thresholds=(0.1,), unclip_ratios=(1.0, 1.5, 2.5))
+    scored = dict(score_settings(predictor, [(page, quads)], settings))
+    best = best_setting(list(scored.items()))
+    assert best.unclip_ratio == 1.5 and scored[best].matched == len(boxes)
+    assert scored[best].mean_iou > 0.85
+    assert scored[PostprocessConfig(0.3, 0.1, 2.5)].mean_iou < 0.75  # grown too far
+    assert scored[PostprocessConfig(0.3, 0.1, 1.0)].mean_iou < 0.85  # not grown back enough
+
+
+def test_tuned_postprocessing_travels_in_the_weight_file(tmp_path):
+    from ocrapp.detection.model import PostprocessConfig
+
+    model = build_detector(DEFAULT_ARCH)
+    tuned = PostprocessConfig(bin_thresh=0.45, box_thresh=0.6, unclip_ratio=1.1)
+    path = tmp_path / "det.safetensors"
+    export_fp16_safetensors(model, path, metadata=tuned.to_metadata())
+    post = load_detector(path, DEFAULT_ARCH).postprocessor
+    assert (post.bin_thresh, post.box_thresh, post.unclip_ratio) == (0.45, 0.6, 1.1)
+    export_fp16_safetensors(model, path)  # no entry: docTR's defaults
+    post = load_detector(path, DEFAULT_ARCH).postprocessor
+    assert (post.bin_thresh, post.box_thresh, post.unclip_ratio) == (0.3, 0.1, 1.5)

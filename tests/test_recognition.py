@@ -201,3 +201,21 @@ def test_output_branch_choice_and_its_round_trip(tmp_path: Path) -> None:
     assert [t for t, _ in Recognizer(loaded, torch.device("cpu")).read(crops)] == want_visual
     as_cross = Recognizer(loaded, torch.device("cpu"), RecognizerConfig(branch="cross"))
     assert [t for t, _ in as_cross.read(crops)] == want_cross
+
+
+def test_batchnorm_folding_keeps_the_outputs() -> None:
+    torch.manual_seed(3)
+    model = Clip4Str(TINY)
+    model.train()
+    x = images_to_tensor(render_words(["fold", "me", "now"]), TINY)
+    with torch.no_grad():
+        model.encode_image(x)  # moves the BatchNorm running statistics away from their initial values
+    model.eval()
+    with pytest.raises(RuntimeError, match="eval"):
+        Clip4Str(TINY).fold_batchnorm()
+    with torch.inference_mode():
+        before = model.encode_image(x)
+        model.fold_batchnorm()
+        after = model.encode_image(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert torch.allclose(before, after, atol=1e-4)

@@ -1,7 +1,8 @@
 """Detection recall / precision at IoU 0.5 against the word boxes of the dev sets (``ocrapp.bench.datasets``).
 
     python -m ocrapp.detection.evaluate --weights models/detector_db_mobilenet_v3_large_h96.safetensors \
-        [--arch db_mobilenet_v3_large_h96] [--sets docbank mmocr-wildreceipt-toy c-pdf-pages] [--json out.json]
+        [--arch db_mobilenet_v3_large_h96] [--sets docbank mmocr-wildreceipt-toy c-pdf-pages] [--json out.json] \
+        [--postprocess tune.json]
 
 Per set: gt words, predictions, matches, recall, precision, hmean (one-to-one greedy polygon IoU >= 0.5).
 Predictions that overlap a ground-truth "ignore" region (IoU >= 0.5 or >= 50% inside it) and match no word are
@@ -23,6 +24,7 @@ from shapely.geometry import Polygon as ShapelyPolygon
 from ocrapp.detection.metrics import DetCounts, match_counts
 from ocrapp.detection.model import DEFAULT_ARCH
 from ocrapp.detection.predictor import DetectionPredictor
+from ocrapp.detection.tune import load_tuned
 
 DEFAULT_SETS = ("docbank", "mmocr-wildreceipt-toy", "c-pdf-pages")
 
@@ -78,11 +80,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--postprocess", type=Path, default=None,
+                    help="JSON of `python -m ocrapp.detection.tune` (default: the setting stored in the weights)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     predictor = DetectionPredictor.from_weights(args.weights, args.arch, args.device, input_size=args.input_size)
+    tuned = load_tuned(args.postprocess)
+    if tuned is not None:
+        tuned.apply(predictor.postprocessor)
     results = evaluate(predictor, args.sets, args.max_pages_per_pdf, args.limit)
+    post = predictor.postprocessor
     results["_config"] = {"weights": str(args.weights), "arch": args.arch, "input_size": args.input_size,
+                          "postprocess": {"bin_thresh": post.bin_thresh, "box_thresh": post.box_thresh,
+                                          "unclip_ratio": post.unclip_ratio},
                           "max_pages_per_pdf": args.max_pages_per_pdf, "iou": 0.5}
     text = json.dumps(results, indent=2)
     if args.json:

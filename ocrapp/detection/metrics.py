@@ -15,9 +15,15 @@ class DetCounts:
     gt: int = 0
     pred: int = 0
     matched: int = 0
+    iou_sum: float = 0.0  # over the matched pairs: how tight the matched boxes are
 
     def add(self, other: "DetCounts") -> "DetCounts":
-        return DetCounts(self.gt + other.gt, self.pred + other.pred, self.matched + other.matched)
+        return DetCounts(self.gt + other.gt, self.pred + other.pred, self.matched + other.matched,
+                         self.iou_sum + other.iou_sum)
+
+    @property
+    def mean_iou(self) -> float:
+        return self.iou_sum / self.matched if self.matched else 0.0
 
     @property
     def recall(self) -> float:
@@ -34,7 +40,7 @@ class DetCounts:
 
     def as_dict(self) -> dict:
         return {"gt": self.gt, "pred": self.pred, "matched": self.matched, "recall": round(self.recall, 4),
-                "precision": round(self.precision, 4), "hmean": round(self.hmean, 4)}
+                "precision": round(self.precision, 4), "hmean": round(self.hmean, 4), "mean_iou": round(self.mean_iou, 4)}
 
 
 def _as_array(poly) -> np.ndarray:
@@ -68,10 +74,11 @@ def match_counts(gt: list, pred: list, iou_thresh: float = 0.5) -> DetCounts:
             pairs.append((iou, i, j))
     pairs.sort(reverse=True)
     used_g, used_p = set(), set()
-    for _iou, i, j in pairs:
+    for iou, i, j in pairs:
         if i in used_g or j in used_p:
             continue
         used_g.add(i)
         used_p.add(j)
+        counts.iou_sum += iou
     counts.matched = len(used_g)
     return counts

@@ -9,7 +9,8 @@ download would leave a 0-byte file in docTR's cache). Weights come from files on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -44,6 +45,36 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
     )
 }
 DEFAULT_ARCH = "db_mobilenet_v3_large_h96"
+POSTPROCESS_KEY = "postprocess"  # safetensors metadata: the DB postprocessing the weights were tuned with
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """DB postprocessing (docTR's DBPostProcessor): threshold of the probability map, minimum mean probability
+    of a kept box, and the ratio by which the shrunk text kernel is grown back (Vatti offset = area*ratio/perimeter).
+    The defaults are docTR's; ``python -m ocrapp.detection.tune`` picks them for given weights on held-out pages of
+    the training data, and the export writes them into the weight file."""
+
+    bin_thresh: float = 0.3
+    box_thresh: float = 0.1
+    unclip_ratio: float = 1.5
+
+    def apply(self, postprocessor) -> None:
+        postprocessor.bin_thresh = self.bin_thresh
+        postprocessor.box_thresh = self.box_thresh
+        postprocessor.unclip_ratio = self.unclip_ratio
+
+    def to_metadata(self) -> dict[str, str]:
+        return {POSTPROCESS_KEY: json.dumps(asdict(self))}
+
+    @staticmethod
+    def from_metadata(meta: dict[str, str] | None) -> "PostprocessConfig":
+        if not meta or POSTPROCESS_KEY not in meta:
+            return PostprocessConfig()
+        try:
+            return PostprocessConfig(**json.loads(meta[POSTPROCESS_KEY]))
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"bad {POSTPROCESS_KEY!r} entry in detector weights: {exc}") from exc
 
 
 def build_detector(arch: str = DEFAULT_ARCH, assume_straight_pages: bool = False) -> nn.Module:
@@ -59,9 +90,14 @@ def build_detector(arch: str = DEFAULT_ARCH, assume_straight_pages: bool = False
     return builder(pretrained=False, pretrained_backbone=False, assume_straight_pages=assume_straight_pages, **kwargs)
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state_dict, metadata); docTR/torch checkpoints have no metadata."""
     if path.suffix == ".safetensors" or path.name.endswith(".index.json") or not path.is_file():
-        return read_safetensors(path, "detector weights")[0]
+        return read_safetensors(path, "detector weights")
+    return _read_torch_state(path), {}
+
+
+def _read_torch_state(path: Path) -> dict[str, torch.Tensor]:
     if path.stat().st_size == 0:
         raise ModelError(f"detector weights file is empty: {path}")
     import pathlib
@@ -108,9 +144,10 @@ def load_detector(weights_path: str | Path, arch: str = DEFAULT_ARCH, device: st
 
     Raises ModelError (naming the file) when the file is missing, unreadable or does not match ``arch``."""
     path = Path(weights_path)
-    state = _read_state_dict(path)
+    state, meta = _read_weights(path)
     model = build_detector(arch, assume_straight_pages=assume_straight_pages)
     load_state_into(model, state, path)
+    PostprocessConfig.from_metadata(meta).apply(model.postprocessor)
     return model.to(device).eval()
 
 

@@ -126,20 +126,25 @@ class DetectionPredictor:
     def predict(self, pages: list[np.ndarray]) -> list[list[tuple[Polygon, float]]]:
         results: list[list[tuple[Polygon, float]]] = []
         for chunk, maps, metas in self._maps_with_retry(pages):
-            for page, pmap, (nh, nw, _scale) in zip(chunk, maps, metas):
-                # crop the map to the un-padded region so that relative coords map onto the page
-                crop = np.ascontiguousarray(pmap[:nh, :nw])
-                preds = self.postprocessor(crop[None])[0][0]  # first sample, first class: (N, 5, 2)
-                H, W = page.shape[:2]
-                words = []
-                for pred in preds:
-                    quad = np.asarray(pred[:4], dtype=np.float64) * np.array([W, H])
-                    quad[:, 0] = quad[:, 0].clip(0, W)
-                    quad[:, 1] = quad[:, 1].clip(0, H)
-                    quad = order_quad(quad)
-                    score = float(pred[4][1])
-                    words.append((Polygon(tuple((float(x), float(y)) for x, y in quad)), score))
-                results.append(words)
+            for page, pmap, meta in zip(chunk, maps, metas):
+                results.append(self.polygons_from_map(pmap, meta, page.shape[:2]))
         return results
+
+    def polygons_from_map(self, pmap: np.ndarray, meta: tuple[int, int, float],
+                          page_shape: tuple[int, int]) -> list[tuple[Polygon, float]]:
+        """The DB postprocessor on one page's probability map -> (polygon in page pixels, score) per word."""
+        nh, nw, _scale = meta
+        # crop the map to the un-padded region so that relative coords map onto the page
+        crop = np.ascontiguousarray(pmap[:nh, :nw])
+        preds = self.postprocessor(crop[None])[0][0]  # first sample, first class: (N, 5, 2)
+        H, W = page_shape
+        words = []
+        for pred in preds:
+            quad = np.asarray(pred[:4], dtype=np.float64) * np.array([W, H])
+            quad[:, 0] = quad[:, 0].clip(0, W)
+            quad[:, 1] = quad[:, 1].clip(0, H)
+            quad = order_quad(quad)
+            words.append((Polygon(tuple((float(x), float(y)) for x, y in quad)), float(pred[4][1])))
+        return words
 
     __call__ = predict

@@ -66,7 +66,8 @@ def split_long_crop(crop: np.ndarray, aspect: float, overlap: float) -> list[np.
 
 class Recognizer:
     def __init__(self, model: Clip4Str, device: torch.device, cfg: RecognizerConfig = RecognizerConfig()) -> None:
-        self.model = model.to(device).eval()
+        """Takes ``model`` over for inference: eval mode, BatchNorms folded (it cannot be trained afterwards)."""
+        self.model = model.to(device).eval().fold_batchnorm()
         self.device = device
         self.cfg = cfg
         self._batch_size = cfg.batch_size

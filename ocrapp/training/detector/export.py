@@ -1,7 +1,7 @@
 """Export a training checkpoint to ``models/detector_<arch>.safetensors`` (fp16) + a model card.
 
     python -m ocrapp.training.detector.export --ckpt runs/det/best.pt --out models \
-        [--metrics dev_eval.json] [--data ~/.cache/ocrapp/pages]
+        [--metrics dev_eval.json] [--data ~/.cache/ocrapp/pages] [--postprocess tune.json]
 
 The card records arch, data mix, pages (crops) seen, training time, hardware, validation history and the dev-set
 numbers of ``python -m ocrapp.detection.evaluate`` (pass its ``--json`` output as ``--metrics``).
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ocrapp.detection.model import DETECTOR_CONFIGS, build_detector, export_fp16_safetensors, load_state_into
+from ocrapp.detection.model import (DETECTOR_CONFIGS, PostprocessConfig, build_detector, export_fp16_safetensors,
+                                   load_state_into)
+from ocrapp.detection.tune import load_tuned
 
 MAX_BYTES = 60 * 1024 * 1024
 
@@ -54,7 +56,7 @@ def data_mix(data_dir: Path) -> dict:
 
 
 def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict | None, metrics: dict | None,
-               weights: Path) -> None:
+               weights: Path, postprocess: PostprocessConfig = PostprocessConfig()) -> None:
     cfg = DETECTOR_CONFIGS[arch]
     hist = ck_state.get("history", [])
     lines = [
@@ -71,6 +73,9 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
         "- Inference: `DetectionPredictor` resizes the longer page side to 1024 px (aspect kept, white padding), "
         "runs the model's own DB postprocessor with `assume_straight_pages=False` (rotated minimum-area quads), "
         "returns TL,TR,BR,BL polygons in page pixels.",
+        f"- Postprocessing stored in the file: bin_thresh {postprocess.bin_thresh}, box_thresh "
+        f"{postprocess.box_thresh}, unclip_ratio {postprocess.unclip_ratio} (chosen by `python -m "
+        "ocrapp.detection.tune` on held-out pages of the training cache; docTR's defaults are 0.3 / 0.1 / 1.5).",
         "",
         "## Training",
         f"- Command args: `{json.dumps({k: str(v) for k, v in ck_args.items()})}`",
@@ -114,14 +119,16 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
 
 
 def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir: Path | None = None,
-           arch: str | None = None, max_shard_bytes: int | None = None, card: bool = True) -> Path:
+           arch: str | None = None, max_shard_bytes: int | None = None, card: bool = True,
+           postprocess: PostprocessConfig | None = None) -> Path:
     ck = torch.load(ckpt, map_location="cpu", weights_only=False)
     arch = arch or ck.get("arch")
     model = build_detector(arch)
     load_state_into(model, ck["model"], ckpt)
     weights = out_dir / f"detector_{arch}.safetensors"
-    files = export_fp16_safetensors(model, weights, metadata={"arch": arch, "step": str(ck["state"].get("step"))},
-                            max_shard_bytes=max_shard_bytes)
+    postprocess = postprocess or PostprocessConfig()
+    metadata = {"arch": arch, "step": str(ck["state"].get("step")), **postprocess.to_metadata()}
+    files = export_fp16_safetensors(model, weights, metadata=metadata, max_shard_bytes=max_shard_bytes)
     for f in files:
         f.chmod(0o644)
     if weights.exists() and weights.stat().st_size > MAX_BYTES:
@@ -131,7 +138,7 @@ def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
     mix = data_mix(data_dir) if data_dir and data_dir.exists() else None
     write_card(out_dir / f"detector_{arch}.md", arch, ck["state"], ck.get("args", {}), mix, metrics,
-               weights if weights.exists() else weights.with_name(weights.name + ".index.json"))
+               weights if weights.exists() else weights.with_name(weights.name + ".index.json"), postprocess)
     return weights
 
 
@@ -142,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch", default=None)
     ap.add_argument("--metrics", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=Path.home() / ".cache/ocrapp/pages")
+    ap.add_argument("--postprocess", type=Path, default=None, help="JSON of `python -m ocrapp.detection.tune`")
     args = ap.parse_args(argv)
-    print(export(args.ckpt, args.out, args.metrics, args.data, args.arch))
+    print(export(args.ckpt, args.out, args.metrics, args.data, args.arch, postprocess=load_tuned(args.postprocess)))
 
 
 if __name__ == "__main__":
