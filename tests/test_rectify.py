@@ -11,6 +11,7 @@ from ocrapp.document import BBox, Polygon
 from ocrapp.rectify import (
     RectifyConfig,
     is_valid_polygon,
+    pad_quad,
     quad_size,
     rectify_word,
     rectify_words,
@@ -20,6 +21,7 @@ from ocrapp.rectify import (
 )
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+NO_PAD = RectifyConfig(pad=0.0)  # geometry checks compare against the exact box
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -69,7 +71,7 @@ def test_rotated_word_comes_out_upright(angle: float) -> None:
     matrix = cv2.getRotationMatrix2D((300, 300), angle, 1.0)
     rotated = cv2.warpAffine(page, matrix, (600, 600), borderValue=(255, 255, 255))
     moved = cv2.transform(corners[None].astype(np.float32), matrix)[0]
-    crop = rectify_words(rotated, [_polygon(moved)])[0]
+    crop = rectify_words(rotated, [_polygon(moved)], NO_PAD)[0]
     assert abs(crop.shape[1] - reference.shape[1]) <= 2 and abs(crop.shape[0] - reference.shape[0]) <= 2
     upright = _similarity(crop, reference)
     flipped = _similarity(crop[::-1, ::-1], reference)
@@ -89,7 +91,7 @@ def test_perspective_word_comes_out_upright() -> None:
     homography = cv2.getPerspectiveTransform(src, dst)
     warped = cv2.warpPerspective(page, homography, (600, 600), borderValue=(255, 255, 255))
     moved = cv2.perspectiveTransform(corners[None].astype(np.float32), homography)[0]
-    crop = rectify_word(warped, _polygon(moved))
+    crop = rectify_word(warped, _polygon(moved), NO_PAD)
     assert _similarity(crop, reference) > 0.85
 
 
@@ -103,7 +105,7 @@ def test_vertical_word_is_turned_horizontal() -> None:
     tall_box = Polygon.from_bbox(BBox(100, 50, 100 + w, 50 + h))
     letter_box = Polygon.from_bbox(BBox(300, 50, 312, 50 + w))  # a lone narrow letter as tall as the text
     horizontal = [Polygon.from_bbox(BBox(350, 50 + 60 * i, 350 + 3 * w, 50 + 60 * i + w)) for i in range(3)]
-    crops = rectify_words(canvas, [tall_box, letter_box, *horizontal])
+    crops = rectify_words(canvas, [tall_box, letter_box, *horizontal], NO_PAD)
     assert crops[0].shape[1] > crops[0].shape[0]
     assert _similarity(crops[0], reference) > 0.9
     assert crops[1].shape[0] > crops[1].shape[1]  # not rotated: it is as tall as the text, no taller
@@ -112,8 +114,23 @@ def test_vertical_word_is_turned_horizontal() -> None:
 def test_crop_size_from_side_lengths() -> None:
     quad = to_quad(Polygon(((10, 10), (110, 10), (110, 40), (10, 40))))
     assert quad_size(quad) == (100.0, 30.0)
-    crop = rectify_word(np.zeros((100, 200, 3), np.uint8), Polygon(((10, 10), (110, 10), (110, 40), (10, 40))))
+    crop = rectify_word(np.zeros((100, 200, 3), np.uint8), Polygon(((10, 10), (110, 10), (110, 40), (10, 40))), NO_PAD)
     assert crop.shape == (30, 100, 3)
+
+
+def test_default_crop_keeps_a_margin_around_the_word() -> None:
+    page = np.full((100, 200, 3), 255, np.uint8)
+    page[10:40, 10:110] = 0  # the word's box, all ink
+    box = Polygon(((10, 10), (110, 10), (110, 40), (10, 40)))
+    crop = rectify_word(page, box, RectifyConfig(pad=0.2))
+    assert crop.shape == (42, 112, 3)  # 0.2 x height (6 px) on every side
+    assert crop[:5].min() == 255 and crop[-5:].min() == 255 and crop[:, :5].min() == 255 and crop[:, -5:].min() == 255
+    assert crop[7:35, 7:105].max() == 0
+    # rotated boxes grow along their own axes
+    tilted = pad_quad(to_quad(Polygon(((0, 0), (100, 100), (80, 120), (-20, 20)))), 0.2)
+    width, height = quad_size(tilted)
+    assert abs(width - (np.hypot(100, 100) + 2 * 0.2 * np.hypot(20, 20))) < 1e-3
+    assert abs(height - 1.4 * np.hypot(20, 20)) < 1e-3
 
 
 def test_point_order_is_normalized() -> None:

@@ -1,0 +1,78 @@
+"""How much margin around a detected word the recognizer reads best with (``RectifyConfig.pad``).
+
+    python benchmarks/crop_padding.py [--pages 4] [--pads 0 0.1 0.2 0.3 0.4] [--detector W] [--postprocess tune.json]
+    [--recognizer W]
+
+On held-out pages of the training page cache (validation split, real PDF pages; never the dev data): detect
+words, keep the detections that match a ground-truth word at IoU >= 0.5, crop each with every padding, and report
+the recognizer's exact accuracy per padding (same crops, same words).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from shapely.geometry import Polygon as ShapelyPolygon
+
+from ocrapp.detection.model import DEFAULT_ARCH
+from ocrapp.detection.predictor import DetectionPredictor
+from ocrapp.detection.tune import load_tuned
+from ocrapp.models_registry import default_detector_path
+from ocrapp.recognition.predictor import Recognizer
+from ocrapp.rectify import RectifyConfig, rectify_words
+from ocrapp.training.data.pages import load_item
+from ocrapp.training.detector.data import list_items
+
+
+def matched_detections(found: list, quads: np.ndarray) -> list[tuple[int, int]]:
+    """(detection index, ground-truth index) for detections overlapping a ground-truth word at IoU >= 0.5."""
+    gts = [ShapelyPolygon(q).buffer(0) for q in quads]
+    pairs = []
+    for j, (poly, _score) in enumerate(found):
+        det = ShapelyPolygon(poly.points).buffer(0)
+        ious = [(g.intersection(det).area / g.union(det).area, i) for i, g in enumerate(gts) if g.intersects(det)]
+        best = max(ious, default=(0.0, -1))
+        if best[0] >= 0.5:
+            pairs.append((j, best[1]))
+    return pairs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path.home() / ".cache/ocrapp/pages")
+    ap.add_argument("--pages", type=int, default=4)
+    ap.add_argument("--pads", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.4])
+    ap.add_argument("--detector", type=Path, default=None)
+    ap.add_argument("--postprocess", type=Path, default=None, help="tune JSON (default: the detector file's own)")
+    ap.add_argument("--recognizer", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    detector = DetectionPredictor.from_weights(args.detector or default_detector_path(DEFAULT_ARCH))
+    if args.postprocess:
+        load_tuned(args.postprocess).apply(detector.postprocessor)
+    recognizer = Recognizer.from_pretrained(args.recognizer, "cpu")
+    items = [p for p in list_items(args.data, "val") if json.loads(p.read_text())["kind"] == "real"][: args.pages]
+    correct = {pad: 0 for pad in args.pads}
+    total = 0
+    for item in items:
+        image, quads, meta = load_item(item)
+        texts = [w["text"] for w in meta["words"]]
+        found = detector.predict([image])[0]
+        pairs = matched_detections(found, quads)
+        total += len(pairs)
+        for pad in args.pads:
+            crops = rectify_words(image, [found[j][0] for j, _ in pairs], replace(RectifyConfig(), pad=pad))
+            readings = recognizer.read(crops)
+            correct[pad] += sum(text == texts[i] for (text, _), (_, i) in zip(readings, pairs))
+    print(json.dumps({"pages": len(items), "words": total,
+                      "exact_by_pad": {pad: round(n / max(1, total), 4) for pad, n in correct.items()}}))
+
+
+if __name__ == "__main__":
+    main()
