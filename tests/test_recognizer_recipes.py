@@ -37,3 +37,21 @@ def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "recognizer_report.json").read_text())["files"] == [f.name for f in files]
     model = load_recognizer(tmp_path / "out" / "recognizer_clip4str-s.safetensors")
     assert model.cfg.name == "clip4str-tiny"
+
+
+def test_two_cpu_workers_train_one_model_and_resume(tmp_path: Path) -> None:
+    import torch
+
+    from ocrapp.training.recognizer.train import TrainConfig, train_data_parallel
+
+    build_cache(tmp_path / "data", count=200, workers=1, shard_size=100, seed=5)
+    cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], out=tmp_path / "run", batch_size=16,
+                      minutes=0.15, threads=1, workers=2, warmup_steps=5, eval_every=10**6)
+    train_data_parallel(cfg)
+    first = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert first["step"] > 0 and first["seen"] == first["step"] * 16  # the global batch, 8 per worker
+    train_data_parallel(cfg)  # resumes from last.pt in both workers
+    second = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert second["step"] > first["step"]
+    changed = [k for k in first["model"] if not torch.equal(first["model"][k], second["model"][k])]
+    assert changed  # the resumed run kept training

@@ -1,7 +1,11 @@
 """Train a CLIP4STR recognizer on the pre-rendered word cache; resumable, CPU or CUDA (bf16 autocast).
 
 python -m ocrapp.training.recognizer.train --config clip4str-s --data ~/.cache/ocrapp/crops/synth \
-    --out runs/rec --minutes 120 --threads 2
+    --out runs/rec --minutes 120 --threads 1 [--workers 2]
+
+``--workers N`` trains data-parallel in N CPU processes of ``--threads`` threads each (gloo all-reduce of the
+gradients once per step; ``--batch-size`` stays the global batch). On our 2-core machine two 1-thread workers
+beat one 2-thread process: torch's OpenMP threads spin badly when anything else runs beside them.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class TrainConfig:
     val_limit: int = 1000
     seed: int = 0
     init_weights: Path | None = None  # start from these weights (e.g. the shipped model) when not resuming
+    workers: int = 1  # data-parallel CPU processes (see the module docstring)
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -106,10 +111,52 @@ def save_checkpoint(path: Path, model: Clip4Str, opt: torch.optim.Optimizer, ste
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig) -> Path:
+class GradientSync:
+    """Data parallelism without DDP's forward hooks (the PSM loss calls the model's parts directly): after
+    ``backward`` every worker's gradients are averaged with one all-reduce of a flat buffer."""
+
+    def __init__(self, world: int) -> None:
+        self.world = world
+
+    def average(self, params: list[torch.nn.Parameter]) -> None:
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+        grads = [p.grad for p in params if p.grad is not None]  # the same set on every worker
+        flat = _flatten_dense_tensors(grads)
+        dist.all_reduce(flat)
+        flat /= self.world
+        for grad, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+            grad.copy_(synced)
+
+    def any(self, flag: bool) -> bool:
+        """True on every worker when it is true on one (to stop together)."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def broadcast_parameters(self, model: torch.nn.Module) -> None:
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(tensor.data, src=0)
+
+
+def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
+    """One training process; ``rank``/``world`` > 1 only inside ``train_data_parallel``'s workers."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
+    random.seed(cfg.seed + rank)
+    sync = GradientSync(world)
+    lead = rank == 0
     device = pick_device(cfg.device)
     cfg.out.mkdir(parents=True, exist_ok=True)
     last, best_path = cfg.out / "last.pt", cfg.out / "best.pt"
@@ -131,13 +178,18 @@ def train(cfg: TrainConfig) -> Path:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, seen, elapsed, best, history = state["step"], state["seen"], state["elapsed"], state["best"], state["history"]
-        print(f"[train] resumed at step {step}, {seen} samples, {elapsed / 3600:.2f} h", flush=True)
-    (cfg.out / "train_config.json").write_text(json.dumps(asdict(cfg), default=str, indent=2))
-    val_sets = load_val_sets(cfg.val, cfg.val_limit)
-    stream = iter(ShardStream(cfg.data, cfg.batch_size, cfg.data_weights, seed=cfg.seed + step,
+        if lead:
+            print(f"[train] resumed at step {step}, {seen} samples, {elapsed / 3600:.2f} h", flush=True)
+    sync.broadcast_parameters(model)
+    if lead:
+        (cfg.out / "train_config.json").write_text(json.dumps(asdict(cfg), default=str, indent=2))
+    val_sets = load_val_sets(cfg.val, cfg.val_limit) if lead else {}
+    local_batch = max(1, cfg.batch_size // world)
+    stream = iter(ShardStream(cfg.data, local_batch, cfg.data_weights, seed=cfg.seed + step + 7919 * rank,
                               max_label_length=model_cfg.max_label_length))
-    sampler = PermutationSampler(PsmConfig(), seed=cfg.seed + step)
+    sampler = PermutationSampler(PsmConfig(), seed=cfg.seed + step + 7919 * rank)
     model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
     t_start, t_save = time.time(), time.time()
     cpu_before = history[-1]["cpu_hours"] if history else 0.0
     budget = cfg.minutes * 60
@@ -145,7 +197,7 @@ def train(cfg: TrainConfig) -> Path:
     stop = {"requested": False}
     # SIGTERM (kill, a session ending) stops after the current step and still saves last.pt.
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
-    while time.time() - t_start < budget and not stop["requested"]:
+    while not sync.any(time.time() - t_start >= budget or stop["requested"]):
         images, labels = next(stream)
         x = images_to_tensor(images, model_cfg, device)
         for group in opt.param_groups:
@@ -154,13 +206,16 @@ def train(cfg: TrainConfig) -> Path:
             loss, parts = psm_loss(model, x, labels, sampler, PsmConfig())
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 20.0)
+        sync.average(params)
+        torch.nn.utils.clip_grad_norm_(params, 20.0)
         opt.step()
         step += 1
-        seen += len(labels)
+        seen += len(labels) * world
         log_loss += float(loss.detach())
         log_n += 1
         now = time.time()
+        if not lead:
+            continue
         if step % 50 == 0:
             rate = seen / max(1e-6, elapsed + now - t_start)
             print(f"[train] step {step} seen {seen} loss {log_loss / log_n:.3f} "
@@ -171,7 +226,7 @@ def train(cfg: TrainConfig) -> Path:
             scores = evaluate(model, val_sets, device)
             mean = float(np.mean(list(scores.values())))
             history.append({"step": step, "seen": seen, "hours": (elapsed + now - t_start) / 3600,
-                            "cpu_hours": time.process_time() / 3600 + cpu_before, **scores})
+                            "cpu_hours": time.process_time() * world / 3600 + cpu_before, **scores})
             print(f"[eval] step {step} {scores}", flush=True)
             if mean > best:
                 best = mean
@@ -179,13 +234,51 @@ def train(cfg: TrainConfig) -> Path:
         if now - t_save > cfg.save_every_minutes * 60:
             save_checkpoint(last, model, opt, step, seen, elapsed + now - t_start, best, history)
             t_save = now
+    if not lead:
+        return best_path
     save_checkpoint(last, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
     if not best_path.exists():
         save_checkpoint(best_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
     return best_path
 
 
-def parse_args() -> TrainConfig:
+def _worker(rank: int, cfg: TrainConfig, world: int, port: int) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        train(cfg, rank, world)
+    finally:
+        dist.destroy_process_group()
+
+
+def train_data_parallel(cfg: TrainConfig) -> Path:
+    """``cfg.workers`` CPU processes; worker 0 logs, evaluates and writes the checkpoints."""
+    if cfg.workers <= 1:
+        return train(cfg)
+    if pick_device(cfg.device).type != "cpu":
+        raise ValueError("--workers is for CPU training; on one GPU use a single process")
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.spawn(_worker, args=(cfg, cfg.workers, port), nprocs=cfg.workers, join=False)
+
+    def forward_sigterm(*_args) -> None:  # the workers stop together after their step and save
+        for proc in ctx.processes:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward_sigterm)
+    while not ctx.join():
+        pass
+    return cfg.out / "best.pt"
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
     defaults = TrainConfig()
     p = argparse.ArgumentParser(description="Train the CLIP4STR recognizer (resumes from OUT/last.pt).")
     p.add_argument("--config", default=defaults.model, choices=sorted(CONFIGS))
@@ -203,12 +296,13 @@ def parse_args() -> TrainConfig:
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--text-freeze-layers", type=int, default=defaults.text_freeze_layers)
     p.add_argument("--init-weights", type=Path, default=None, help="start from a recognizer .safetensors")
-    a = p.parse_args()
+    p.add_argument("--workers", type=int, default=defaults.workers, help="data-parallel CPU processes")
+    a = p.parse_args(argv)
     return TrainConfig(model=a.config, data=a.data, data_weights=a.data_weights, val=a.val, out=a.out,
                        minutes=a.minutes, threads=a.threads, batch_size=a.batch_size, lr=a.lr,
                        total_steps=a.total_steps, eval_every=a.eval_every, val_limit=a.val_limit, device=a.device,
-                       text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights)
+                       text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers)
 
 
 if __name__ == "__main__":
-    train(parse_args())
+    train_data_parallel(parse_args())
