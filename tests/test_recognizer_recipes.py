@@ -55,3 +55,13 @@ def test_two_cpu_workers_train_one_model_and_resume(tmp_path: Path) -> None:
     assert second["step"] > first["step"]
     changed = [k for k in first["model"] if not torch.equal(first["model"][k], second["model"][k])]
     assert changed  # the resumed run kept training
+
+
+def test_export_scores_every_output_branch(tmp_path: Path) -> None:
+    from ocrapp.recognition.clip4str.config import CONFIGS
+    from ocrapp.recognition.clip4str.model import Clip4Str
+    from ocrapp.training.recognizer.export import BRANCHES, branch_scores
+
+    build_cache(tmp_path / "val", count=40, workers=1, shard_size=40, seed=11)
+    scores = branch_scores(Clip4Str(CONFIGS["clip4str-tiny"]), [tmp_path / "val"], limit=40)
+    assert set(scores) == set(BRANCHES) and all(0.0 <= v <= 1.0 for v in scores.values())

@@ -1,7 +1,7 @@
 """Turn a training checkpoint into the shipped fp16 safetensors (one file, or shards of at most N MiB).
 
 python -m ocrapp.training.recognizer.export runs/rec/best.pt models/recognizer_clip4str-s.safetensors \
-    [--output-branch cross|visual|confident]
+    [--output-branch cross|visual|confident | --choose-branch-on HELD_OUT_SHARDS...]
 """
 
 from __future__ import annotations
@@ -31,16 +31,41 @@ def training_summary(state: dict) -> dict[str, str]:
             "train_hours": f"{state['elapsed'] / 3600:.2f}", "history": json.dumps(history[-20:])}
 
 
+BRANCHES = ("cross", "visual", "confident")
+
+
+def branch_scores(model: Clip4Str, val_dirs: list[Path], limit: int) -> dict[str, float]:
+    """Mean exact accuracy over the held-out sets for each output branch."""
+    from ocrapp.training.recognizer.train import evaluate, load_val_sets
+
+    val_sets = load_val_sets(val_dirs, limit)
+    scores = {}
+    for branch in BRANCHES:
+        model.cfg = replace(model.cfg, output_branch=branch)
+        per_set = evaluate(model, val_sets, torch.device("cpu"))
+        scores[branch] = round(sum(per_set.values()) / max(1, len(per_set)), 4)
+    model.eval()
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Export a recognizer checkpoint to fp16 safetensors.")
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--output-branch", choices=("cross", "visual", "confident"), default=None,
+    parser.add_argument("--output-branch", choices=BRANCHES, default=None,
                         help="the reading the shipped model returns (default: as trained, 'cross')")
+    parser.add_argument("--choose-branch-on", type=Path, nargs="+", default=None, metavar="SHARD_DIR",
+                        help="pick the branch with the best exact accuracy on these held-out shard folders")
+    parser.add_argument("--val-limit", type=int, default=2000)
     args = parser.parse_args()
     model, state = model_from_checkpoint(args.checkpoint)
-    if args.output_branch:
-        model.cfg = replace(model.cfg, output_branch=args.output_branch)
+    branch = args.output_branch
+    if args.choose_branch_on:
+        scores = branch_scores(model, args.choose_branch_on, args.val_limit)
+        print(json.dumps({"branch_exact_accuracy": scores}))
+        branch = max(BRANCHES, key=lambda b: (scores[b], b == "cross"))  # ties: the paper's output
+    if branch:
+        model.cfg = replace(model.cfg, output_branch=branch)
     save_recognizer(model, args.output, training_summary(state))
     print(f"wrote {args.output} ({args.output.stat().st_size / 2**20:.1f} MiB)")
 
