@@ -2,6 +2,7 @@
 
     python -m ocrapp.training.detector.export --ckpt runs/det/best.pt --out models \
         [--metrics dev_eval.json] [--data ~/.cache/ocrapp/pages] [--postprocess tune.json]
+        [--notes status.md]
 
 The card records arch, data mix, pages (crops) seen, training time, hardware, validation history and the dev-set
 numbers of ``python -m ocrapp.detection.evaluate`` (pass its ``--json`` output as ``--metrics``).
@@ -56,7 +57,7 @@ def data_mix(data_dir: Path) -> dict:
 
 
 def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict | None, metrics: dict | None,
-               weights: Path, postprocess: PostprocessConfig = PostprocessConfig()) -> None:
+               weights: Path, postprocess: PostprocessConfig = PostprocessConfig(), notes: str | None = None) -> None:
     cfg = DETECTOR_CONFIGS[arch]
     hist = ck_state.get("history", [])
     lines = [
@@ -77,6 +78,10 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
         f"{postprocess.box_thresh}, unclip_ratio {postprocess.unclip_ratio} (chosen by `python -m "
         "ocrapp.detection.tune` on held-out pages of the training cache; docTR's defaults are 0.3 / 0.1 / 1.5).",
         "",
+    ]
+    if notes:
+        lines += [notes.strip(), ""]
+    lines += [
         "## Training",
         f"- Command args: `{json.dumps({k: str(v) for k, v in ck_args.items()})}`",
         f"- Steps: {ck_state.get('step')}, crops seen: {ck_state.get('pages_seen')} "
@@ -104,7 +109,8 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
     if metrics:
         conf = metrics.get("_config", {})
         lines += [f"`python -m ocrapp.detection.evaluate --weights {conf.get('weights')} --arch {arch} "
-                  f"--max-pages-per-pdf {conf.get('max_pages_per_pdf')}` (input {conf.get('input_size')} px, "
+                  f"--max-pages-per-pdf {conf.get('max_pages_per_pdf')} --postprocess runs/det/postprocess.json` "
+                  f"(input {conf.get('input_size')} px, postprocessing {conf.get('postprocess', 'docTR defaults')}, "
                   "one-to-one polygon IoU >= 0.5 vs word boxes):", "",
                   "| set | pages | gt words | predictions | recall | precision | hmean |", "|---|---|---|---|---|---|---|"]
         for name, r in metrics.items():
@@ -120,7 +126,7 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
 
 def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir: Path | None = None,
            arch: str | None = None, max_shard_bytes: int | None = None, card: bool = True,
-           postprocess: PostprocessConfig | None = None) -> Path:
+           postprocess: PostprocessConfig | None = None, notes: str | None = None) -> Path:
     ck = torch.load(ckpt, map_location="cpu", weights_only=False)
     arch = arch or ck.get("arch")
     model = build_detector(arch)
@@ -138,7 +144,7 @@ def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
     mix = data_mix(data_dir) if data_dir and data_dir.exists() else None
     write_card(out_dir / f"detector_{arch}.md", arch, ck["state"], ck.get("args", {}), mix, metrics,
-               weights if weights.exists() else weights.with_name(weights.name + ".index.json"), postprocess)
+               weights if weights.exists() else weights.with_name(weights.name + ".index.json"), postprocess, notes)
     return weights
 
 
@@ -150,8 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metrics", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=Path.home() / ".cache/ocrapp/pages")
     ap.add_argument("--postprocess", type=Path, default=None, help="JSON of `python -m ocrapp.detection.tune`")
+    ap.add_argument("--notes", type=Path, default=None, help="Markdown section (status, caveats) for the card")
     args = ap.parse_args(argv)
-    print(export(args.ckpt, args.out, args.metrics, args.data, args.arch, postprocess=load_tuned(args.postprocess)))
+    notes = args.notes.read_text() if args.notes else None
+    print(export(args.ckpt, args.out, args.metrics, args.data, args.arch, postprocess=load_tuned(args.postprocess),
+                 notes=notes))
 
 
 if __name__ == "__main__":
