@@ -21,9 +21,9 @@ from ocrapp.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / f"detector_{DEFAULT_ARCH}.safetensors"
-# Stated recall on a fresh synthetic letter page (150 dpi, IoU 0.5). The step-1962 export (~74 min of CPU training
-# from scratch) measured 0.857 (precision 0.798); raise this when a later checkpoint is re-exported.
-SHIPPED_MIN_RECALL = 0.75
+# Stated recall on a fresh synthetic letter page (150 dpi, IoU 0.5). The step-4925 export with its tuned
+# postprocessing (session 2) measured 0.954 (precision 0.882); raise this when a later checkpoint is re-exported.
+SHIPPED_MIN_RECALL = 0.9
 
 
 @pytest.fixture(autouse=True)
