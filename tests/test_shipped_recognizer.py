@@ -13,11 +13,11 @@ from ocrapp.training.data.corpus import word_list
 from ocrapp.training.data.fonts import discover_fonts
 from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
 
-# Measured on this fixed set when the weights were last exported (step 1000: exact 0.042, 1-NED 0.479;
+# Measured on this fixed set when the weights were last exported (step 4400: exact 0.433, 1-NED 0.822;
 # see models/recognizer_clip4str-s.md);
 # the bounds sit a few points below so that a broken model, preprocessing or decoder fails the test.
-MIN_EXACT = 0.02
-MIN_ONE_MINUS_NED = 0.4
+MIN_EXACT = 0.35
+MIN_ONE_MINUS_NED = 0.75
 
 
 def held_out_words(count: int = 120) -> list[str]:

@@ -203,10 +203,16 @@ def build_cache(out: Path, count: int, workers: int, shard_size: int = 2000, see
     jobs = [(cfg, out, f"synth_{start + i:05d}", seed * 1_000_003 + start + i, shard_size)
             for i in range(math.ceil(count / shard_size))]
     done, t0 = 0, time.time()
-    with mp.get_context("fork").Pool(workers) as pool:
-        for n in pool.imap_unordered(_write_job, jobs):
+    # One worker renders in this process: forking a process that has threads (torch, a queue feeder) can deadlock.
+    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+    try:
+        for n in (pool.imap_unordered(_write_job, jobs) if pool else map(_write_job, jobs)):
             done += n
             print(f"[synth] {done}/{count} words, {done / (time.time() - t0):.0f}/s", flush=True)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
     return done
 
 
