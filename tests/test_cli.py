@@ -181,3 +181,14 @@ def test_cuda_request_without_gpu_is_a_usage_error(weights: list[str], page_png:
         pytest.skip("a GPU is present")
     args = [a if a != "cpu" else "cuda" for a in weights]
     assert_one_line_error(run(["scan", str(page_png), *args]), ExitCode.BAD_ARGS)
+
+
+def test_python_api_imports_outside_the_repository(tmp_path) -> None:
+    """Scripts elsewhere import the installed package (a stale editable install once made it a bare namespace)."""
+    import subprocess
+    import sys
+
+    code = "from ocrapp import OCR, OcrConfig; import ocrapp; print(ocrapp.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip().endswith("__init__.py")
