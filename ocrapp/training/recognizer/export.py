@@ -66,7 +66,8 @@ def main() -> None:
         branch = max(BRANCHES, key=lambda b: (scores[b], b == "cross"))  # ties: the paper's output
     if branch:
         model.cfg = replace(model.cfg, output_branch=branch)
-    save_recognizer(model, args.output, training_summary(state))
+    for path in save_recognizer(model, args.output, training_summary(state)):
+        path.chmod(0o644)  # the atomic write's temporary file is private; the shipped weights are not
     print(f"wrote {args.output} ({args.output.stat().st_size / 2**20:.1f} MiB)")
 
 
