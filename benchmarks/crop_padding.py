@@ -4,7 +4,7 @@
     [--recognizer W]
 
 On held-out pages of the training page cache (validation split, real PDF pages; never the dev data): detect
-words, keep the detections that match a ground-truth word at IoU >= 0.5, crop each with every padding, and report
+words, keep the detections matched one-to-one to a ground-truth word at IoU >= 0.5 (``matched_pairs``), crop each with every padding, and report
 the recognizer's exact accuracy per padding (same crops, same words).
 """
 
@@ -15,10 +15,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
-from shapely.geometry import Polygon as ShapelyPolygon
 
+from ocrapp.detection.metrics import matched_pairs
 from ocrapp.detection.model import DEFAULT_ARCH
 from ocrapp.detection.predictor import DetectionPredictor
 from ocrapp.detection.tune import load_tuned
@@ -27,19 +26,6 @@ from ocrapp.recognition.predictor import Recognizer
 from ocrapp.rectify import RectifyConfig, rectify_words
 from ocrapp.training.data.pages import load_item
 from ocrapp.training.detector.data import list_items
-
-
-def matched_detections(found: list, quads: np.ndarray) -> list[tuple[int, int]]:
-    """(detection index, ground-truth index) for detections overlapping a ground-truth word at IoU >= 0.5."""
-    gts = [ShapelyPolygon(q).buffer(0) for q in quads]
-    pairs = []
-    for j, (poly, _score) in enumerate(found):
-        det = ShapelyPolygon(poly.points).buffer(0)
-        ious = [(g.intersection(det).area / g.union(det).area, i) for i, g in enumerate(gts) if g.intersects(det)]
-        best = max(ious, default=(0.0, -1))
-        if best[0] >= 0.5:
-            pairs.append((j, best[1]))
-    return pairs
 
 
 def main() -> None:
@@ -64,12 +50,12 @@ def main() -> None:
         image, quads, meta = load_item(item)
         texts = [w["text"] for w in meta["words"]]
         found = detector.predict([image])[0]
-        pairs = matched_detections(found, quads)
+        pairs = matched_pairs(list(quads), [poly for poly, _ in found])
         total += len(pairs)
         for pad in args.pads:
-            crops = rectify_words(image, [found[j][0] for j, _ in pairs], replace(RectifyConfig(), pad=pad))
+            crops = rectify_words(image, [found[j][0] for _, j, _ in pairs], replace(RectifyConfig(), pad=pad))
             readings = recognizer.read(crops)
-            correct[pad] += sum(text == texts[i] for (text, _), (_, i) in zip(readings, pairs))
+            correct[pad] += sum(text == texts[i] for (text, _), (i, _, _) in zip(readings, pairs))
     print(json.dumps({"pages": len(items), "words": total,
                       "exact_by_pad": {pad: round(n / max(1, total), 4) for pad, n in correct.items()}}))
 

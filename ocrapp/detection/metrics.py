@@ -49,13 +49,13 @@ def _as_array(poly) -> np.ndarray:
     return np.asarray(poly, dtype=np.float64).reshape(-1, 2)
 
 
-def match_counts(gt: list, pred: list, iou_thresh: float = 0.5) -> DetCounts:
-    """gt, pred: polygons (ocrapp Polygon or (K,2) arrays). Greedy one-to-one matching by IoU."""
+def matched_pairs(gt: list, pred: list, iou_thresh: float = 0.5) -> list[tuple[int, int, float]]:
+    """gt, pred: polygons (ocrapp Polygon or (K,2) arrays). Greedy one-to-one matching by IoU:
+    (gt index, pred index, IoU) per match, best IoU first."""
     g = [_as_array(p) for p in gt]
     p = [_as_array(q) for q in pred]
-    counts = DetCounts(len(g), len(p), 0)
     if not g or not p:
-        return counts
+        return []
     gb = np.array([[a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()] for a in g])
     pb = np.array([[a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()] for a in p])
     ix0 = np.maximum(gb[:, None, 0], pb[None, :, 0])
@@ -65,20 +65,26 @@ def match_counts(gt: list, pred: list, iou_thresh: float = 0.5) -> DetCounts:
     overlap = (ix1 > ix0) & (iy1 > iy0)
     gs = [ShapelyPolygon(a).buffer(0) for a in g]
     ps = [ShapelyPolygon(a).buffer(0) for a in p]
-    pairs = []
+    candidates = []
     for i, j in zip(*np.nonzero(overlap)):
         inter = gs[i].intersection(ps[j]).area
         union = gs[i].area + ps[j].area - inter
         iou = inter / union if union > 0 else 0.0
         if iou >= iou_thresh:
-            pairs.append((iou, i, j))
-    pairs.sort(reverse=True)
+            candidates.append((iou, int(i), int(j)))
+    candidates.sort(reverse=True)
     used_g, used_p = set(), set()
-    for iou, i, j in pairs:
+    matches = []
+    for iou, i, j in candidates:
         if i in used_g or j in used_p:
             continue
         used_g.add(i)
         used_p.add(j)
-        counts.iou_sum += iou
-    counts.matched = len(used_g)
-    return counts
+        matches.append((i, j, iou))
+    return matches
+
+
+def match_counts(gt: list, pred: list, iou_thresh: float = 0.5) -> DetCounts:
+    """Counts of ``matched_pairs``: ground truth, predictions, matches and the matches' summed IoU."""
+    matches = matched_pairs(gt, pred, iou_thresh)
+    return DetCounts(len(gt), len(pred), len(matches), sum(iou for _, _, iou in matches))

@@ -5,8 +5,8 @@
 
 The probability maps of held-out pages of the *training* page cache (the validation split: ids divisible by 50,
 never trained on) are computed once; every setting of the grid is then scored by one-to-one IoU >= 0.5 hmean
-against their word boxes (ties: the higher mean IoU of the matches), and the best one is written as JSON (``best``) for ``evaluate --postprocess`` and the
-export. The dev data is not used here: a rule tuned on it would measure itself.
+against their word boxes (ties: the higher mean IoU of the matches), and the best one is written as JSON
+(``best``) for ``evaluate --postprocess`` and the export. The dev data is not used here: a rule tuned on it would measure itself.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     best = best_setting(scored)
     for setting, counts in sorted(scored, key=lambda item: -item[1].hmean)[:10]:
         print(f"{setting}: {counts.as_dict()}", file=sys.stderr)
-    default = dict(scored)[PostprocessConfig()] if PostprocessConfig() in dict(scored) else None
-    report = {"best": asdict(best), "best_counts": dict(scored)[best].as_dict(),
+    counts_of = dict(scored)
+    default = counts_of.get(PostprocessConfig())
+    report = {"best": asdict(best), "best_counts": counts_of[best].as_dict(),
               "default_counts": default.as_dict() if default else None,
               "pages": args.pages, "weights": str(args.weights),
               "grid": [{**asdict(s), **c.as_dict()} for s, c in scored]}

@@ -8,6 +8,10 @@ from typing import Any
 from ocrapp.recognition.charset import ASCII_PRINTABLE, DOCUMENT_CHARSET
 
 
+# The readings inference can return (see Clip4Str.forward).
+OUTPUT_BRANCHES = ("cross", "visual", "confident")
+
+
 @dataclass(frozen=True)
 class Clip4StrConfig:
     name: str

@@ -15,7 +15,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from torch import Tensor, nn
 
 from ocrapp.recognition.charset import CharTokenizer
-from ocrapp.recognition.clip4str.config import Clip4StrConfig
+from ocrapp.recognition.clip4str.config import OUTPUT_BRANCHES, Clip4StrConfig
 from ocrapp.recognition.clip4str.modules import Decoder
 
 
@@ -163,7 +163,7 @@ class Clip4Str(nn.Module):
         decoder's, "confident" = per crop whichever of the two is more confident (useful while the cross-modal
         branch, trained on the visual branch's guesses, is still behind it); None = ``cfg.output_branch``."""
         branch = branch or self.cfg.output_branch
-        if branch not in ("cross", "visual", "confident"):
+        if branch not in OUTPUT_BRANCHES:
             raise ValueError(f"unknown branch {branch!r}")
         max_length = self.cfg.max_label_length if max_length is None else min(max_length, self.cfg.max_label_length)
         num_steps = max_length + 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ocrapp.recognition.clip4str.config import OUTPUT_BRANCHES as BRANCHES
 from ocrapp.recognition.clip4str.config import Clip4StrConfig
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.weights import save_recognizer
@@ -29,9 +30,6 @@ def training_summary(state: dict) -> dict[str, str]:
     history = state.get("history") or []
     return {"steps": str(state["step"]), "samples_seen": str(state["seen"]),
             "train_hours": f"{state['elapsed'] / 3600:.2f}", "history": json.dumps(history[-20:])}
-
-
-BRANCHES = ("cross", "visual", "confident")
 
 
 def branch_scores(model: Clip4Str, val_dirs: list[Path], limit: int) -> dict[str, float]:
