@@ -164,6 +164,7 @@ def peak_mib(device: torch.device) -> float | None:
 
 def bench_recognizer(recognizer, crops: list[np.ndarray], batches: list[int], clock: Clock, deadline: float,
                      repeats: int) -> list[dict]:
+    from ocrapp.recognition.long_crops import SplitConfig
     from ocrapp.recognition.predictor import RecognizerConfig
 
     rows = []
@@ -173,7 +174,7 @@ def bench_recognizer(recognizer, crops: list[np.ndarray], batches: list[int], cl
             rows.append({"batch": batch, "skipped": "time budget"})
             continue
         # a fixed batch: growth and splitting off, so the number is for exactly this batch size
-        recognizer.cfg = RecognizerConfig(batch_size=batch, max_batch_size=batch, split_aspect=1e9)
+        recognizer.cfg = RecognizerConfig(batch_size=batch, max_batch_size=batch, split=SplitConfig(max_aspect=1e9))
         recognizer._batch_size = batch
         items = (crops * (batch // len(crops) + 1))[:batch]
         reset_peak(clock.device)
@@ -211,7 +212,7 @@ def bench_stages(ocr, pdf: Path, dpi: int, clock: Clock) -> tuple[dict, list]:
     sources = [PageImage(i, img, dpi, pdf) for i, img in enumerate(images)]
     t_det, found = clock.time(ocr.detector.predict, [s.image for s in sources])
     # the network alone (resize, upload, forward, download), without the DB postprocessing on the host
-    t_fwd, _ = clock.time(lambda: list(ocr.detector._maps_with_retry([s.image for s in sources])))
+    t_fwd, _ = clock.time(lambda: list(ocr.detector.iter_maps([s.image for s in sources])))
 
     def rectify():
         kept, crops = [], []

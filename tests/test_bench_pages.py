@@ -144,6 +144,28 @@ def test_summary_table_and_json():
     assert "Test CPU (2 cores" in report and "python -m ocrapp.bench.pages --limit 2" in report
 
 
+def test_rows_of_systems_not_rerun_are_kept_from_an_earlier_run_of_the_same_pages():
+    datasets = {"setA": {"pages": ["setA/p0"]}, "setB": {"pages": ["setB/p0"]}}
+    previous = {**_summary(), "datasets": datasets}
+    pages = [bp.PageGT("setA", "setA/p0", "a.npy", (200, 100), GT),
+             bp.PageGT("setB", "setB/p0", "b.npy", (200, 100), [("x", (0, 0, 10, 10))])]
+    faster = {"available": True, "load_s": 0.5, "harness_rss_mb": 50.0, "peak_rss_mb": 400.0,
+              "pages": [{"name": n, "seconds": 1.0, "cpu_seconds": 1.0, "error": None, "words": []}
+                        for n in ("setA/p0", "setB/p0")]}
+    now = {**bp.summarize(pages, {"ocrapp": faster}, ["ocrapp"]), "datasets": datasets}
+    merged = bp.keep_from_previous(now, previous, ["ocrapp"])
+    rows = {(r["set"], r["system"]): r for r in merged["results"]}
+    assert rows[("setA", "tesseract")] == next(r for r in previous["results"]
+                                               if (r["set"], r["system"]) == ("setA", "tesseract"))
+    assert rows[("setA", "ocrapp")]["e2e_strict"]["recall"] == 0.0  # the new run's row, not the old 1.0
+    assert set(merged["systems"]) == {"ocrapp", "tesseract", "easyocr"}
+    assert merged["systems"]["ocrapp"]["s_per_page_median_vs_tesseract"] == pytest.approx(0.5)  # 1 s vs 2 s
+    assert sum(r["system"] == "ocrapp" for r in merged["pages"]) == 2
+    other_pages = {**now, "datasets": {"setA": {"pages": ["setA/p9"]}, "setB": {"pages": ["setB/p0"]}}}
+    with pytest.raises(ValueError, match="other pages"):
+        bp.keep_from_previous(other_pages, previous, ["ocrapp"])
+
+
 README = "# x\n\n## Benchmark\n\nintro\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\n## Next\n"
 
 

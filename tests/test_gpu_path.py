@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _crops(n: int) -> list[np.ndarray]:
+    """Noise crops of varied sizes, all narrower than 4 heights (one piece each: see long_crops)."""
     rng = np.random.default_rng(0)
-    return [rng.integers(0, 255, (24 + i % 5, 40 + 13 * i, 3), dtype=np.uint8) for i in range(n)]
+    return [rng.integers(0, 255, (24 + i % 5, 40 + 3 * i, 3), dtype=np.uint8) for i in range(n)]
 
 
 def _pages(n: int) -> list[np.ndarray]:

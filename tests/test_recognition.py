@@ -13,7 +13,10 @@ from ocrapp.errors import ModelError
 from ocrapp.recognition.charset import DOCUMENT_CHARSET, CharTokenizer
 from ocrapp.recognition.clip4str.config import CONFIGS, Clip4StrConfig
 from ocrapp.recognition.clip4str.model import Clip4Str
-from ocrapp.recognition.predictor import Recognizer, merge_overlapping, split_long_crop
+from ocrapp.recognition.clip4str.modules import IncrementalDecoding
+from ocrapp.recognition.long_crops import (JOIN_OVERLAP, SplitConfig, blank_columns, ink_mask, join_reads,
+                                          split_long_crop)
+from ocrapp.recognition.predictor import Recognizer
 from ocrapp.recognition.preprocess import images_to_tensor
 from ocrapp.recognition.weights import load_clip_towers, load_official_clip4str, load_recognizer, save_recognizer
 from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
@@ -145,12 +148,44 @@ def test_clip_towers_load_from_openclip_state_dict(tmp_path: Path) -> None:
         load_clip_towers(Clip4Str(TINY), tmp_path / "clip.pt")
 
 
-def test_long_crops_are_split_and_merged() -> None:
-    crop = np.zeros((20, 500, 3), np.uint8)
-    pieces = split_long_crop(crop, aspect=8.0, overlap=0.25)
-    assert len(pieces) >= 3 and all(p.shape[1] == 160 for p in pieces)
-    assert merge_overlapping(["internationali", "nalisation"]) == "internationalisation"
-    assert merge_overlapping(["abc", "xyz"]) == "abcxyz"
+def _ink_blocks(height: int, blocks: list[tuple[int, int]], width: int) -> np.ndarray:
+    crop = np.full((height, width, 3), 250, np.uint8)
+    for start, end in blocks:
+        crop[height // 4: 3 * height // 4, start:end] = 20
+    return crop
+
+
+def test_long_crop_is_cut_in_the_gaps_between_words() -> None:
+    # five "words" of 30 px with 8 px gaps (0.8 text heights: spaces) and one 2 px gap inside the first word
+    blocks = [(2, 14), (16, 32)] + [(40 + 38 * i, 70 + 38 * i) for i in range(4)]
+    crop = _ink_blocks(20, blocks, 192)
+    pieces, joins = split_long_crop(crop, SplitConfig())
+    assert len(pieces) >= 3 and all(p.shape[1] <= 4 * 20 for p in pieces)
+    assert sum(p.shape[1] for p in pieces) == 192  # nothing lost, nothing repeated
+    assert joins[1:] == [" "] * (len(pieces) - 1)
+    blank = blank_columns(ink_mask(crop))
+    cuts = np.cumsum([p.shape[1] for p in pieces])[:-1]
+    assert all(blank[c] for c in cuts), "a cut went through ink"
+
+
+def test_long_crop_without_gaps_is_read_in_overlapping_windows() -> None:
+    crop = _ink_blocks(20, [(0, 500)], 500)
+    pieces, joins = split_long_crop(crop, SplitConfig(overlap=0.25))
+    assert len(pieces) >= 8 and all(p.shape[1] == 80 for p in pieces)
+    assert joins[1:] == [JOIN_OVERLAP] * (len(pieces) - 1)
+
+
+def test_reads_of_pieces_are_joined() -> None:
+    assert join_reads(["internationali", "nalisation"], ["", JOIN_OVERLAP]) == "internationalisation"
+    assert join_reads(["abc", "xyz"], ["", JOIN_OVERLAP]) == "abcxyz"
+    assert join_reads(["set up", "as", "", "it"], ["", " ", " ", ""]) == "set up asit"
+    assert join_reads(["", "as"], ["", " "]) == "as"
+
+
+def test_short_crop_is_one_piece() -> None:
+    crop = _ink_blocks(32, [(4, 120)], 128)
+    pieces, joins = split_long_crop(crop)
+    assert len(pieces) == 1 and pieces[0] is crop
 
 
 def test_recognizer_keeps_input_order(tmp_path: Path) -> None:
@@ -219,3 +254,20 @@ def test_batchnorm_folding_keeps_the_outputs() -> None:
         after = model.encode_image(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_incremental_decoding_matches_the_full_prefix_decoder() -> None:
+    torch.manual_seed(3)
+    model = Clip4Str(TINY).eval()
+    memory = torch.randn(5, 16, TINY.embed_dim)
+    with torch.no_grad():
+        for p in model.visual_decoder.parameters():  # away from the init, so that every term matters
+            p.add_(0.05 * torch.randn_like(p))
+        fast = model._ar_decode(model.visual_decoder, memory, 10, stop_early=False)
+        model.visual_decoder.train()  # dropout 0 in TINY: the same function, through the full-prefix path
+        model.train()
+        full = model._ar_decode(model.visual_decoder, memory, 10, stop_early=False)
+    assert torch.allclose(fast, full, atol=1e-5)
+    assert fast.argmax(-1).unique().numel() > 1  # not a degenerate constant reading
+    with pytest.raises(ValueError, match="eval mode"):
+        IncrementalDecoding(model.visual_decoder, memory)

@@ -65,3 +65,36 @@ def test_export_scores_every_output_branch(tmp_path: Path) -> None:
     build_cache(tmp_path / "val", count=40, workers=1, shard_size=40, seed=11)
     scores = branch_scores(Clip4Str(CONFIGS["clip4str-tiny"]), [tmp_path / "val"], limit=40)
     assert set(scores) == set(BRANCHES) and all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+def test_image_position_embedding_is_added_to_a_model_trained_without_it(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import torch
+
+    from ocrapp.recognition.clip4str.config import CONFIGS
+    from ocrapp.recognition.clip4str.model import Clip4Str
+    from ocrapp.recognition.weights import save_recognizer
+    from ocrapp.training.recognizer.train import TrainConfig, lr_factor, train
+
+    torch.manual_seed(0)
+    old = Clip4Str(replace(CONFIGS["clip4str-tiny"], image_pos_embed=False)).eval()
+    assert not hasattr(old, "token_pos_embed")
+    save_recognizer(old, tmp_path / "old.safetensors")
+    build_cache(tmp_path / "data", count=100, workers=1, shard_size=100, seed=5)
+    cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], out=tmp_path / "run", batch_size=16,
+                      minutes=0.05, threads=1, warmup_steps=5, eval_every=10**6,
+                      init_weights=tmp_path / "old.safetensors", add_image_pos_embed=True)
+    train(cfg)
+    state = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert state["config"]["image_pos_embed"] and "token_pos_embed" in state["model"]
+    assert state["model"]["token_pos_embed"].abs().sum() > 0  # it trained
+
+    new = Clip4Str(replace(old.cfg, image_pos_embed=True)).eval()
+    new.load_state_dict({**old.state_dict(), "token_pos_embed": torch.zeros_like(new.token_pos_embed)})
+    x = torch.randn(2, 3, *old.cfg.image_size)
+    with torch.no_grad():
+        assert torch.allclose(new.encode_image(x), old.encode_image(x))  # zeros: the same function at first
+    # the optimizer restarts, so the learning rate warms up again from the step the embedding was added at
+    assert lr_factor(1000, cfg, rewarm_from=1000) < 0.25 * lr_factor(1000, cfg)
+    assert lr_factor(1010, cfg, rewarm_from=1000) == lr_factor(1010, cfg)

@@ -2,6 +2,7 @@
 
     python -m ocrapp.bench.pages [--sets ...] [--systems ocrapp,tesseract,easyocr,rapidocr] [--limit N]
                                  [--pages-per-pdf 2] [--threads 1] [--json out.json] [--readme README.md]
+                                 [--keep-from earlier.json]
     ocrapp bench ...                     (the same options)
 
 Systems (each reads the identical RGB page, all on the CPU, ``--threads`` threads each):
@@ -459,14 +460,35 @@ def summarize(pages: Sequence[PageGT], records: dict[str, dict], systems: Sequen
             for key in SCORES:
                 row[key] = pool(sc[key] for _, sc in items).as_dict()
             rows.append(row)
+    add_tesseract_ratios(cost)
+    return {"results": rows, "systems": cost, "pages": per_page}
+
+
+def add_tesseract_ratios(cost: dict[str, dict]) -> None:
     base = cost.get("tesseract", {})
-    for system, c in cost.items():
+    for c in cost.values():
         if "skipped" in c:
             continue
         for key in ("s_per_page_median", "s_per_page_p90", "cpu_s_per_page_median", "peak_rss_mb"):
             b = base.get(key)
             c[f"{key}_vs_tesseract"] = (c[key] / b) if (b and c.get(key) is not None) else None
-    return {"results": rows, "systems": cost, "pages": per_page}
+
+
+def keep_from_previous(summary: dict, previous: dict, systems_run: Sequence[str]) -> dict:
+    """Add to ``summary`` the systems of an earlier run (``--json`` output) that this run did not rerun.
+
+    Allowed only when the earlier run read exactly the same pages; the kept systems' rows are copied as they were,
+    and ``meta["kept"]`` (set by the caller) says from which run they come. Returns the merged summary."""
+    pages_now = {s: d["pages"] for s, d in summary["datasets"].items()}
+    pages_then = {s: d["pages"] for s, d in previous.get("datasets", {}).items()}
+    if pages_now != pages_then:
+        raise ValueError("the earlier run read other pages: rerun every system")
+    kept = [s for s in previous["systems"] if s not in systems_run]
+    rows = [r for r in previous["results"] if r["system"] in kept] + summary["results"]
+    cost = {s: previous["systems"][s] for s in kept} | summary["systems"]
+    add_tesseract_ratios(cost)
+    per_page = [r for r in previous["pages"] if r["system"] in kept] + summary["pages"]
+    return {**summary, "results": rows, "systems": cost, "pages": per_page}
 
 
 def _f(value: float | None, fmt: str = ".3f") -> str:
@@ -547,6 +569,9 @@ def report_markdown(summary: dict, meta: dict) -> str:
                 "`tesseract` processes for Tesseract). Wall-clock times grow with the machine's other load; CPU "
                 "seconds much less. See "
                 "`ocrapp/bench/pages.py`."]
+    for system, origin in meta.get("kept", {}).items():
+        tail.append(f"Rows of {system} kept from the run of {origin['date']} on the same pages "
+                    f"(`{origin['command']}`), not rerun here.")
     return "\n".join(head) + "\n" + markdown_tables(summary) + "\n" + "\n".join(tail)
 
 
@@ -603,6 +628,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m ocrapp.bench.page
     ap.add_argument("--recognizer", default=None, help="ocrapp recognizer weights (default: models/)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per system before it is reported skipped")
     ap.add_argument("--json", type=Path, default=None, help="write everything (per page counts included) here")
+    ap.add_argument("--keep-from", type=Path, default=None,
+                    help="an earlier --json of the same pages: systems not named in --systems keep its rows "
+                         "(saves rerunning unchanged peers; the report says which rows are kept and from when)")
     ap.add_argument("--readme", type=Path, nargs="?", const=Path("README.md"), default=None,
                     help="rewrite the benchmark section of this README (default README.md)")
     ap.add_argument("--worker", choices=SYSTEMS, default=None, help=argparse.SUPPRESS)
@@ -622,8 +650,21 @@ def main(argv: list[str] | None = None, prog: str = "python -m ocrapp.bench.page
             "command": command_line(argv, prog), "threads": args.threads, "niceness": os.nice(0),
             "limit": args.limit, "pages_per_pdf": args.pages_per_pdf or None}
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    previous = None
+    if args.keep_from is not None:
+        if not args.keep_from.exists():
+            ap.error(f"{args.keep_from}: no such file")
+        previous = json.loads(args.keep_from.read_text(encoding="utf-8"))
     summary = run_benchmark(args.sets, systems, args.limit, args.pages_per_pdf or None, args.threads,
                             args.detector, args.recognizer, args.timeout, log)
+    if previous is not None:
+        try:
+            summary = keep_from_previous(summary, previous, systems)
+        except ValueError as exc:
+            ap.error(f"--keep-from {args.keep_from}: {exc}")
+        kept_meta = previous["meta"].get("kept", {})
+        meta["kept"] = {s: kept_meta.get(s, {"date": previous["meta"]["date"], "command": previous["meta"]["command"]})
+                        for s in summary["systems"] if s not in systems}
     try:
         meta["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:

@@ -101,9 +101,10 @@ class DetectionPredictor:
             prob = torch.sigmoid(logits.float())
         return prob.permute(0, 2, 3, 1).cpu().numpy()  # N,H,W,C
 
-    def _maps_with_retry(self, pages: list[np.ndarray]):
-        """Probability maps of the next pages; yields (chunk, maps, metas). An out-of-memory error halves the batch
-        and retries the same pages; on a GPU the batch grows while the measured memory per page fits."""
+    def iter_maps(self, pages: list[np.ndarray]):
+        """Probability maps of ``pages`` in batches, for ``polygons_from_map`` (one forward pass can serve several
+        postprocessing settings); yields (pages of the batch, maps N,H,W,C, resize metas). An out-of-memory error
+        halves the batch and retries the same pages; on a GPU the batch grows while the memory per page fits."""
         start = 0
         while start < len(pages):
             chunk = pages[start : start + self.batch_size]
@@ -125,7 +126,7 @@ class DetectionPredictor:
 
     def predict(self, pages: list[np.ndarray]) -> list[list[tuple[Polygon, float]]]:
         results: list[list[tuple[Polygon, float]]] = []
-        for chunk, maps, metas in self._maps_with_retry(pages):
+        for chunk, maps, metas in self.iter_maps(pages):
             for page, pmap, meta in zip(chunk, maps, metas):
                 results.append(self.polygons_from_map(pmap, meta, page.shape[:2]))
         return results

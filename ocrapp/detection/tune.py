@@ -42,7 +42,7 @@ def score_settings(predictor: DetectionPredictor, pages: Iterable[tuple[np.ndarr
     """``pages``: (RGB image, ground-truth quads (N, 4, 2)). One forward pass per page, then every setting."""
     totals = [DetCounts() for _ in settings]
     for image, quads in pages:
-        (_, maps, metas), = predictor._maps_with_retry([image])
+        (_, maps, metas), = predictor.iter_maps([image])
         for k, setting in enumerate(settings):
             setting.apply(predictor.postprocessor)
             found = predictor.polygons_from_map(maps[0], metas[0], image.shape[:2])

@@ -12,6 +12,7 @@ import torch
 from ocrapp import accel
 from ocrapp.models_registry import default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
+from ocrapp.recognition.long_crops import SplitConfig, join_reads, split_long_crop
 from ocrapp.recognition.preprocess import images_to_tensor, resize_crop
 from ocrapp.recognition.weights import load_recognizer
 
@@ -26,9 +27,8 @@ class RecognizerConfig:
     # Which decoder's reading is returned: "cross" (CLIP4STR's final output), "visual", or "confident" (per crop
     # the more confident of the two); None = the weights' own choice (Clip4StrConfig.output_branch).
     branch: str | None = None
-    # A crop wider than this many times its height is read in overlapping pieces (the model reads <= 25 chars).
-    split_aspect: float = 8.0
-    split_overlap: float = 0.25
+    # How crops too wide for one read (lines, long words) are cut into pieces (see long_crops).
+    split: SplitConfig = SplitConfig()
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -37,31 +37,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA GPU is available")
     return torch.device(name)
-
-
-def merge_overlapping(pieces: Sequence[str]) -> str:
-    """Join reads of overlapping pieces: drop the longest suffix/prefix overlap between neighbours."""
-    merged = pieces[0] if pieces else ""
-    for nxt in pieces[1:]:
-        best = 0
-        for k in range(min(len(merged), len(nxt)), 1, -1):
-            if merged.endswith(nxt[:k]):
-                best = k
-                break
-        merged += nxt[best:]
-    return merged
-
-
-def split_long_crop(crop: np.ndarray, aspect: float, overlap: float) -> list[np.ndarray]:
-    h, w = crop.shape[:2]
-    if w <= aspect * h:
-        return [crop]
-    piece = int(aspect * h)
-    stride = max(1, int(piece * (1 - overlap)))
-    starts = list(range(0, max(1, w - piece) + 1, stride))
-    if starts[-1] + piece < w:
-        starts.append(w - piece)
-    return [crop[:, s:s + piece] for s in starts]
 
 
 class Recognizer:
@@ -87,17 +62,19 @@ class Recognizer:
         """Read RGB word crops; returns (text, confidence) per crop, confidence = product of char probs."""
         pieces: list[np.ndarray] = []
         owners: list[int] = []
+        joins: list[list[str]] = []
         for i, crop in enumerate(crops):
-            for piece in split_long_crop(crop, self.cfg.split_aspect, self.cfg.split_overlap):
-                pieces.append(piece)
-                owners.append(i)
+            crop_pieces, crop_joins = split_long_crop(crop, self.cfg.split)
+            pieces += crop_pieces
+            owners += [i] * len(crop_pieces)
+            joins.append(crop_joins)
         results = self._read_pieces(pieces)
         texts: list[list[str]] = [[] for _ in crops]
         confs = [1.0] * len(crops)
         for owner, (text, conf) in zip(owners, results):
             texts[owner].append(text)
             confs[owner] *= conf
-        return [(merge_overlapping(t), c if t else 0.0) for t, c in zip(texts, confs)]
+        return [(join_reads(t, j), c if t else 0.0) for t, j, c in zip(texts, joins, confs)]
 
     def _read_pieces(self, pieces: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         h, w = self.input_size

@@ -25,6 +25,9 @@ class Clip4StrConfig:
     patch_size: tuple[int, int] = (8, 8)
     # Pool strides of ModifiedResNet's layer3/layer4 (H, W): (2, 1) keeps horizontal resolution for text.
     resnet_late_stride: tuple[int, int] = (2, 1)
+    # A learned position embedding on the ModifiedResNet's image tokens (the ViT has its own). Without it the
+    # decoder can locate a column only through its content and the borders' zero padding.
+    image_pos_embed: bool = False
     embed_dim: int = 256  # CLIP joint space = decoder width (CLIP4STR's use_share_dim)
     text_width: int = 256
     text_layers: int = 4
@@ -59,7 +62,7 @@ CONFIGS: dict[str, Clip4StrConfig] = {
     # Embedded default, trained here on CPU: a ModifiedResNet image tower (see models/recognizer card).
     "clip4str-s": Clip4StrConfig(
         name="clip4str-s", vision="resnet", vision_width=32, vision_layers=(1, 2, 2, 1), embed_dim=192,
-        text_width=192, text_layers=3, text_heads=4, dec_heads=4, dropout=0.0,
+        text_width=192, text_layers=3, text_heads=4, dec_heads=4, dropout=0.0, image_pos_embed=True,
     ),
     # The same size class with a ViT tower (patch 8x8 -> 4x16 tokens), kept for the tower comparison.
     "clip4str-s-vit": Clip4StrConfig(
@@ -70,6 +73,7 @@ CONFIGS: dict[str, Clip4StrConfig] = {
     "clip4str-tiny": Clip4StrConfig(
         name="clip4str-tiny", vision="resnet", vision_width=16, vision_layers=(1, 1, 1, 1), embed_dim=64,
         text_width=64, text_layers=1, text_heads=2, dec_heads=2, dec_mlp_ratio=2, dropout=0.0, max_label_length=12,
+        image_pos_embed=True,
     ),
     # Official shapes (CLIP4STR-B and -L on OpenAI CLIP ViT-B/16 and ViT-L/14, 224x224, 94-char charset).
     "clip4str-b16": Clip4StrConfig(

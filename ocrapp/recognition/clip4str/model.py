@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ocrapp.recognition.charset import CharTokenizer
 from ocrapp.recognition.clip4str.config import OUTPUT_BRANCHES, Clip4StrConfig
-from ocrapp.recognition.clip4str.modules import Decoder
+from ocrapp.recognition.clip4str.modules import Decoder, IncrementalDecoding
 
 
 def _build_clip(cfg: Clip4StrConfig) -> CLIP:
@@ -47,6 +47,12 @@ def _keep_horizontal_resolution(resnet: nn.Module, stride: tuple[int, int]) -> N
             block.downsample[0] = nn.AvgPool2d(stride)
 
 
+def resnet_token_count(cfg: Clip4StrConfig) -> int:
+    """Columns of the ModifiedResNet's last feature map (one row): the stem and layer2 halve the width, layer3 and
+    layer4 divide it by ``resnet_late_stride``'s width."""
+    return cfg.image_size[1] // (4 * 2 * cfg.resnet_late_stride[1] ** 2)
+
+
 class Clip4Str(nn.Module):
     def __init__(self, cfg: Clip4StrConfig) -> None:
         super().__init__()
@@ -57,6 +63,9 @@ class Clip4Str(nn.Module):
         if cfg.vision == "resnet":
             self.token_proj = nn.Linear(cfg.vision_width * 32, cfg.embed_dim)
             self.token_norm = nn.LayerNorm(cfg.embed_dim)
+            if cfg.image_pos_embed:
+                # zeros: a checkpoint trained without it keeps its function when it is added (see train.py)
+                self.token_pos_embed = nn.Parameter(torch.zeros(1, resnet_token_count(cfg), cfg.embed_dim))
         steps = cfg.max_label_length + 1
         tok = self.tokenizer
         self.visual_decoder = Decoder(cfg.embed_dim, cfg.dec_heads, cfg.dec_mlp_ratio, cfg.dec_depth,
@@ -98,7 +107,8 @@ class Clip4Str(nn.Module):
             return x @ visual.proj
         x = visual.stem(images) if hasattr(visual, "stem") else images
         x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
-        return self.token_norm(self.token_proj(x.flatten(2).transpose(1, 2)))
+        tokens = self.token_norm(self.token_proj(x.flatten(2).transpose(1, 2)))
+        return tokens + self.token_pos_embed if self.cfg.image_pos_embed else tokens
 
     def encode_text_tokens(self, captions: list[str]) -> Tensor:
         """All token features of the CLIP text encoder for the given strings: (B, context, embed_dim)."""
@@ -123,9 +133,13 @@ class Clip4Str(nn.Module):
         tgt = torch.full((bs, num_steps), tok.pad_id, dtype=torch.long, device=device)
         tgt[:, 0] = tok.bos_id
         logits = []
+        incremental = IncrementalDecoding(decoder, memory) if len(decoder.layers) == 1 and not self.training else None
         for i in range(num_steps):
             j = i + 1
-            step = decoder(tgt[:, :j], memory, queries[:, i:j], mask[i:j, :j], mask[:j, :j])
+            if incremental is not None:
+                step = incremental.step(i, tgt[:, i])
+            else:
+                step = decoder(tgt[:, :j], memory, queries[:, i:j], mask[i:j, :j], mask[:j, :j])
             logits.append(step)
             if j < num_steps:
                 tgt[:, j] = step.squeeze(1).argmax(-1)

@@ -17,7 +17,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +55,16 @@ class TrainConfig:
     seed: int = 0
     init_weights: Path | None = None  # start from these weights (e.g. the shipped model) when not resuming
     workers: int = 1  # data-parallel CPU processes (see the module docstring)
+    # Give a model that was trained without it the image-token position embedding (zeros: same function); the
+    # optimizer then starts afresh and the learning rate warms up again over ``warmup_steps``.
+    add_image_pos_embed: bool = False
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
+    if rewarm_from is not None and step - rewarm_from < cfg.warmup_steps:
+        return lr_factor(step, cfg) * (step - rewarm_from + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -101,6 +106,13 @@ def load_val_sets(paths: list[Path], limit: int) -> dict[str, tuple[np.ndarray, 
         if labels:
             sets[path.name] = (np.concatenate(images)[:limit], labels[:limit])
     return sets
+
+
+def load_with_additions(model: Clip4Str, weights: dict[str, torch.Tensor], added: list[str]) -> None:
+    """Load ``weights``; only the parameters named in ``added`` may be missing (they keep their init)."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or set(missing) - set(added):
+        raise RuntimeError(f"checkpoint does not fit {model.cfg.name}: missing {missing}, unexpected {unexpected}")
 
 
 def save_checkpoint(path: Path, model: Clip4Str, opt: torch.optim.Optimizer, step: int, seen: int,
@@ -162,24 +174,35 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
     last, best_path = cfg.out / "last.pt", cfg.out / "best.pt"
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     if state:
-        model = Clip4Str(Clip4StrConfig.from_dict(state["config"]))
+        weights, model_cfg = state["model"], Clip4StrConfig.from_dict(state["config"])
     elif cfg.init_weights:
-        model = load_recognizer(cfg.init_weights).train()
+        start = load_recognizer(cfg.init_weights)
+        weights, model_cfg = start.state_dict(), start.cfg
     else:
-        model = Clip4Str(CONFIGS[cfg.model])
-    model_cfg = model.cfg
+        weights, model_cfg = None, CONFIGS[cfg.model]
+    added: list[str] = []
+    if cfg.add_image_pos_embed and model_cfg.vision == "resnet" and not model_cfg.image_pos_embed:
+        model_cfg = replace(model_cfg, image_pos_embed=True)
+        added = ["token_pos_embed"]
+    model = Clip4Str(model_cfg)
+    if weights is not None:
+        load_with_additions(model, weights, added)
     model = model.to(device)
     groups = parameter_groups(model, cfg.lr, cfg.decoder_lr_scale, cfg.weight_decay, cfg.text_freeze_layers)
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6, fused=True)
     step = seen = 0
     elapsed, best = 0.0, -1.0
     history: list[dict] = []
+    rewarm_from = None
     if state:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
         step, seen, elapsed, best, history = state["step"], state["seen"], state["elapsed"], state["best"], state["history"]
+        if added:  # the saved optimizer state does not cover the new parameter
+            rewarm_from = step
+        else:
+            opt.load_state_dict(state["opt"])
         if lead:
-            print(f"[train] resumed at step {step}, {seen} samples, {elapsed / 3600:.2f} h", flush=True)
+            print(f"[train] resumed at step {step}, {seen} samples, {elapsed / 3600:.2f} h"
+                  + (f"; added {', '.join(added)}, optimizer restarted" if added else ""), flush=True)
     sync.broadcast_parameters(model)
     if lead:
         (cfg.out / "train_config.json").write_text(json.dumps(asdict(cfg), default=str, indent=2))
@@ -201,7 +224,7 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
         images, labels = next(stream)
         x = images_to_tensor(images, model_cfg, device)
         for group in opt.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step, cfg)
+            group["lr"] = group["base_lr"] * lr_factor(step, cfg, rewarm_from)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss, parts = psm_loss(model, x, labels, sampler, PsmConfig())
         opt.zero_grad(set_to_none=True)
@@ -297,11 +320,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--text-freeze-layers", type=int, default=defaults.text_freeze_layers)
     p.add_argument("--init-weights", type=Path, default=None, help="start from a recognizer .safetensors")
     p.add_argument("--workers", type=int, default=defaults.workers, help="data-parallel CPU processes")
+    p.add_argument("--add-image-pos-embed", action="store_true",
+                   help="give a resumed/initial model trained without it the image-token position embedding")
     a = p.parse_args(argv)
     return TrainConfig(model=a.config, data=a.data, data_weights=a.data_weights, val=a.val, out=a.out,
                        minutes=a.minutes, threads=a.threads, batch_size=a.batch_size, lr=a.lr,
                        total_steps=a.total_steps, eval_every=a.eval_every, val_limit=a.val_limit, device=a.device,
-                       text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers)
+                       text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers,
+                       add_image_pos_embed=a.add_image_pos_embed)
 
 
 if __name__ == "__main__":

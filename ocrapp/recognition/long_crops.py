@@ -1,0 +1,117 @@
+"""Long crops (text lines, long words, merged detections) are read in pieces the recognizer can take.
+
+The model reads at most ``max_label_length`` characters from a 32x128 input, and it was trained on crops that
+start and end between words. So a long crop is cut, where it can be, in the blank gaps between words (the pieces
+are joined with a space, or with nothing when the gap was narrow), and only where no gap is found, blindly into
+overlapping windows whose reads are merged on their common characters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+# How the read of a piece joins the read before it.
+JOIN_SPACE, JOIN_NONE, JOIN_OVERLAP = " ", "", "overlap"
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    max_aspect: float = 4.0  # a piece is at most this many heights wide: the model's 32x128 input, not squeezed
+    overlap: float = 0.25  # share of a blind window repeated in the next one
+    # Gap widths are measured in text heights (the rows that hold ink), not crop heights, so that loose and tight
+    # crops cut alike: a letter gap is ~0.05-0.1 of the text height, a word space ~0.25-0.35.
+    min_gap: float = 0.08  # a blank column run at least this wide may be cut
+    space_gap: float = 0.2  # ... and is read as a space when at least this wide
+
+
+@dataclass(frozen=True)
+class Piece:
+    start: int
+    end: int
+    join: str  # how its read attaches to the previous piece's (ignored for the first piece)
+
+
+def ink_mask(crop: np.ndarray) -> np.ndarray:
+    """Binary ink of the crop's middle band (Otsu split; ink is the minority class). The band leaves out the
+    top and bottom rows, where descenders and ascenders of neighbouring lines intrude."""
+    gray = crop if crop.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(crop[..., :3]), cv2.COLOR_RGB2GRAY)
+    h = gray.shape[0]
+    top = int(0.12 * h)
+    band = np.ascontiguousarray(gray[top: max(top + 1, int(np.ceil(0.88 * h)))])
+    _, binary = cv2.threshold(band, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return binary if binary.mean() < 0.5 else 1 - binary
+
+
+def blank_columns(ink: np.ndarray) -> np.ndarray:
+    """Per column: True where it holds no ink (a stray pixel or two of noise allowed)."""
+    return ink.sum(axis=0) <= max(1, int(0.02 * ink.shape[0]))
+
+
+def text_height(ink: np.ndarray) -> int:
+    """Rows between the first and last that hold a fair share of ink: the scale of the letters."""
+    rows = np.flatnonzero(ink.sum(axis=1) > 0.02 * ink.shape[1])
+    return int(rows[-1] - rows[0] + 1) if len(rows) else ink.shape[0]
+
+
+def blank_runs(blank: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of the runs of blank columns that have ink on both sides."""
+    padded = np.concatenate([[False], blank, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    runs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return [(s, e) for s, e in runs if s > 0 and e < len(blank)]
+
+
+def plan_pieces(width: int, height: int, gaps: Sequence[tuple[int, int]], letter_height: int,
+                cfg: SplitConfig) -> list[Piece]:
+    """Cut [0, width) into pieces no wider than ``max_aspect * height``: at the widest gap in the far part of
+    each window when there is one, else into overlapping blind windows."""
+    max_w = max(1, int(cfg.max_aspect * height))
+    if width <= max_w:
+        return [Piece(0, width, JOIN_NONE)]
+    usable = [(s, e) for s, e in gaps if e - s >= cfg.min_gap * letter_height]
+    pieces: list[Piece] = []
+    pos, join = 0, JOIN_NONE
+    while width - pos > max_w:
+        window = [(s, e) for s, e in usable if pos + 0.4 * max_w < (s + e) / 2 <= pos + max_w]
+        if window:
+            s, e = max(window, key=lambda g: (g[1] - g[0], g[0]))
+            cut = (s + e) // 2
+            pieces.append(Piece(pos, cut, join))
+            pos, join = cut, JOIN_SPACE if e - s >= cfg.space_gap * letter_height else JOIN_NONE
+        else:
+            pieces.append(Piece(pos, pos + max_w, join))
+            pos, join = pos + max(1, int(max_w * (1 - cfg.overlap))), JOIN_OVERLAP
+    pieces.append(Piece(pos, width, join))
+    return pieces
+
+
+def split_long_crop(crop: np.ndarray, cfg: SplitConfig = SplitConfig()) -> tuple[list[np.ndarray], list[str]]:
+    """The pieces of ``crop`` and how each one's read joins the previous one's."""
+    h, w = crop.shape[:2]
+    if w <= cfg.max_aspect * h:
+        return [crop], [JOIN_NONE]
+    ink = ink_mask(crop)
+    plan = plan_pieces(w, h, blank_runs(blank_columns(ink)), text_height(ink), cfg)
+    return [crop[:, p.start:p.end] for p in plan], [p.join for p in plan]
+
+
+def merge_overlapping(left: str, right: str) -> str:
+    """Join the reads of two overlapping windows: drop the longest suffix of ``left`` that starts ``right``."""
+    for k in range(min(len(left), len(right)), 1, -1):
+        if left.endswith(right[:k]):
+            return left + right[k:]
+    return left + right
+
+
+def join_reads(reads: Sequence[str], joins: Sequence[str]) -> str:
+    text = reads[0] if reads else ""
+    for read, join in zip(reads[1:], joins[1:]):
+        if join == JOIN_OVERLAP:
+            text = merge_overlapping(text, read)
+        elif read:
+            text = f"{text}{join}{read}" if text else read
+    return text
