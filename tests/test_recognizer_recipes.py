@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ocrapp.recognition.charset import DOCUMENT_CHARSET
 from ocrapp.recognition.weights import load_recognizer
@@ -98,3 +99,23 @@ def test_image_position_embedding_is_added_to_a_model_trained_without_it(tmp_pat
     # the optimizer restarts, so the learning rate warms up again from the step the embedding was added at
     assert lr_factor(1000, cfg, rewarm_from=1000) < 0.25 * lr_factor(1000, cfg)
     assert lr_factor(1010, cfg, rewarm_from=1000) == lr_factor(1010, cfg)
+
+
+def test_annealing_decays_the_rate_and_keeps_the_state_before_it(tmp_path: Path) -> None:
+    import torch
+
+    from ocrapp.training.recognizer.train import Anneal, TrainConfig, lr_factor, train_data_parallel
+
+    build_cache(tmp_path / "data", count=200, workers=1, shard_size=100, seed=5)
+    cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], out=tmp_path / "run", batch_size=16,
+                      minutes=0.2, threads=1, workers=2, warmup_steps=5, eval_every=10**6, anneal_minutes=0.1)
+    train_data_parallel(cfg)
+    stable = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    annealed = torch.load(tmp_path / "run" / "annealed.pt", map_location="cpu", weights_only=False)
+    assert 0 < stable["step"] < annealed["step"]
+    full_rate = lr_factor(annealed["step"] - 1, cfg) * cfg.lr
+    assert annealed["opt"]["param_groups"][0]["lr"] < 0.9 * full_rate  # decayed
+    assert Anneal(100, 50).factor(100, 0.05) == 1.0 and Anneal(100, 50).factor(150, 0.05) == pytest.approx(0.05)
+    train_data_parallel(cfg)  # the next run resumes the state from before the decay
+    again = torch.load(tmp_path / "run" / "annealed.pt", map_location="cpu", weights_only=False)
+    assert again["history"] == [] and again["step"] > stable["step"]

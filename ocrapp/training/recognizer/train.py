@@ -58,6 +58,10 @@ class TrainConfig:
     # Give a model that was trained without it the image-token position embedding (zeros: same function); the
     # optimizer then starts afresh and the learning rate warms up again over ``warmup_steps``.
     add_image_pos_embed: bool = False
+    # The last ``anneal_minutes`` of the budget decay the learning rate linearly to ``min_lr_ratio`` of its value
+    # (a warm-up/stable/decay schedule across sessions): last.pt keeps the state from before the decay, which the
+    # next run resumes, and the decayed state goes to annealed.pt (best.pt picks the best of either).
+    anneal_minutes: float = 0.0
 
 
 def lr_factor(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
@@ -67,6 +71,15 @@ def lr_factor(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> fl
         return lr_factor(step, cfg) * (step - rewarm_from + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class Anneal:
+    start_step: int
+    steps: int
+
+    def factor(self, step: int, floor: float) -> float:
+        return 1.0 - (1.0 - floor) * min(1.0, (step - self.start_step) / self.steps)
 
 
 def pick_device(name: str) -> torch.device:
@@ -153,6 +166,16 @@ class GradientSync:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
+    def max_int(self, value: int) -> int:
+        """The largest of the workers' values, on every worker."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
     def broadcast_parameters(self, model: torch.nn.Module) -> None:
         if self.world == 1:
             return
@@ -172,6 +195,7 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
     device = pick_device(cfg.device)
     cfg.out.mkdir(parents=True, exist_ok=True)
     last, best_path = cfg.out / "last.pt", cfg.out / "best.pt"
+    save_path = last  # annealed.pt once the decay begins
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     if state:
         weights, model_cfg = state["model"], Clip4StrConfig.from_dict(state["config"])
@@ -218,13 +242,24 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
     budget = cfg.minutes * 60
     log_loss, log_n = 0.0, 0
     stop = {"requested": False}
-    # SIGTERM (kill, a session ending) stops after the current step and still saves last.pt.
+    # SIGTERM (kill, a session ending) stops after the current step and still saves (last.pt or annealed.pt).
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    anneal: Anneal | None = None
+    first_step = step
     while not sync.any(time.time() - t_start >= budget or stop["requested"]):
+        if cfg.anneal_minutes > 0 and anneal is None and sync.any(time.time() - t_start >= budget - cfg.anneal_minutes * 60):
+            steps_per_s = (step - first_step) / max(1e-6, time.time() - t_start)
+            anneal = Anneal(step, max(1, sync.max_int(int(cfg.anneal_minutes * 60 * steps_per_s))))
+            if lead:  # the state before the decay: the next run resumes from it
+                save_checkpoint(last, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
+                print(f"[train] annealing from step {step} over ~{anneal.steps} steps; last.pt keeps step {step}",
+                      flush=True)
+            save_path = cfg.out / "annealed.pt"
         images, labels = next(stream)
         x = images_to_tensor(images, model_cfg, device)
+        decay = anneal.factor(step, cfg.min_lr_ratio) if anneal else 1.0
         for group in opt.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step, cfg, rewarm_from)
+            group["lr"] = group["base_lr"] * lr_factor(step, cfg, rewarm_from) * decay
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             loss, parts = psm_loss(model, x, labels, sampler, PsmConfig())
         opt.zero_grad(set_to_none=True)
@@ -255,11 +290,11 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
                 best = mean
                 save_checkpoint(best_path, model, opt, step, seen, elapsed + now - t_start, best, history)
         if now - t_save > cfg.save_every_minutes * 60:
-            save_checkpoint(last, model, opt, step, seen, elapsed + now - t_start, best, history)
+            save_checkpoint(save_path, model, opt, step, seen, elapsed + now - t_start, best, history)
             t_save = now
     if not lead:
         return best_path
-    save_checkpoint(last, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
+    save_checkpoint(save_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
     if not best_path.exists():
         save_checkpoint(best_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
     return best_path
@@ -320,6 +355,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--text-freeze-layers", type=int, default=defaults.text_freeze_layers)
     p.add_argument("--init-weights", type=Path, default=None, help="start from a recognizer .safetensors")
     p.add_argument("--workers", type=int, default=defaults.workers, help="data-parallel CPU processes")
+    p.add_argument("--anneal-minutes", type=float, default=defaults.anneal_minutes,
+                   help="decay the learning rate over the last M minutes (decayed state: OUT/annealed.pt)")
     p.add_argument("--add-image-pos-embed", action="store_true",
                    help="give a resumed/initial model trained without it the image-token position embedding")
     a = p.parse_args(argv)
@@ -327,7 +364,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        minutes=a.minutes, threads=a.threads, batch_size=a.batch_size, lr=a.lr,
                        total_steps=a.total_steps, eval_every=a.eval_every, val_limit=a.val_limit, device=a.device,
                        text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers,
-                       add_image_pos_embed=a.add_image_pos_embed)
+                       add_image_pos_embed=a.add_image_pos_embed, anneal_minutes=a.anneal_minutes)
 
 
 if __name__ == "__main__":
