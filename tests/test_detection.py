@@ -326,3 +326,19 @@ def test_tuned_postprocessing_travels_in_the_weight_file(tmp_path):
     export_fp16_safetensors(model, path)  # no entry: docTR's defaults
     post = load_detector(path, DEFAULT_ARCH).postprocessor
     assert (post.bin_thresh, post.box_thresh, post.unclip_ratio) == (0.3, 0.1, 1.5)
+
+
+def test_words_are_grouped_to_multi_word_fields_before_matching():
+    from ocrapp.detection.metrics import group_to_units
+
+    field = np.array([[100, 50], [400, 50], [400, 80], [100, 80]], float)  # "THANK YOU FOR SHOPPING"
+    words = [np.array([[x, 52], [x + 60, 52], [x + 60, 78], [x, 78]], float) for x in (102, 170, 240, 310)]
+    stray = np.array([[600, 300], [650, 300], [650, 320], [600, 320]], float)
+    assert match_counts([field], words + [stray]).matched == 0  # word boxes never reach IoU 0.5 with the field
+    grouped = group_to_units([field], words + [stray])
+    assert len(grouped) == 2  # one box for the field's words, the stray one kept
+    counts = match_counts([field], grouped)
+    assert counts.matched == 1 and counts.pred == 2 and counts.mean_iou > 0.75
+    # a word only partly inside a field (less than half its area) is not pulled into it
+    straddling = np.array([[380, 52], [480, 52], [480, 78], [380, 78]], float)
+    assert len(group_to_units([field], [words[0], straddling])) == 2

@@ -31,6 +31,9 @@ from ocrapp.document import Polygon
 
 DEV_CROP_SETS = ("funsd-train-word-crops", "sroie-line-crops", "calamari-uw3-lines", "c-pdf-word-crops")
 DEV_PAGE_SETS = ("docbank", "mmocr-wildreceipt-toy", "calamari-avicanon-pagexml", "c-pdf-pages")
+# Page sets whose ground-truth units are text fields of one or more words, written without spaces
+# (WildReceipt: "THANKYOUFORSHOPPINGWITHUS!"): scores regroup predicted words to these units.
+FIELD_UNIT_SETS = frozenset({"mmocr-wildreceipt-toy"})
 
 PDF_DPI = 150.0
 _XHTML = "{http://www.w3.org/1999/xhtml}"

@@ -58,16 +58,13 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ocrapp.bench.datasets import DEV_PAGE_SETS, iter_dev_pages
+from ocrapp.bench.datasets import DEV_PAGE_SETS, FIELD_UNIT_SETS, iter_dev_pages
 from ocrapp.bench.metrics import (PRF, Box, bag_of_words_f1, drop_ignored, end_to_end, pool, regroup_to_units,
                                   split_by_char_share)
 
 SYSTEMS = ("ocrapp", "tesseract", "easyocr", "rapidocr")
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 SCORES = ("bow_strict", "bow_relaxed", "e2e_strict", "e2e_relaxed")
-# Sets whose GT units are several words written without spaces (WildReceipt: "THANKYOUFORSHOPPINGWITHUS!"):
-# predictions are regrouped to the GT units instead of GT being split into words.
-SPACELESS_UNIT_SETS = frozenset({"mmocr-wildreceipt-toy"})
 
 Words = list[tuple[str, Box]]
 
@@ -438,7 +435,7 @@ def summarize(pages: Sequence[PageGT], records: dict[str, dict], systems: Sequen
         for item in rec["pages"]:
             gt = gt_by_name[item["name"]]
             pred = [(w[0], tuple(w[1:5])) for w in item["words"]]
-            scores = score_page(pred, gt.words, gt.ignore, gt.set in SPACELESS_UNIT_SETS)
+            scores = score_page(pred, gt.words, gt.ignore, gt.set in FIELD_UNIT_SETS)
             by_set[gt.set].append((item, scores))
             per_page.append({"set": gt.set, "page": gt.name, "system": system, "seconds": item["seconds"],
                              "error": item["error"], **{k: v.as_dict() for k, v in scores.items()}})

@@ -5,6 +5,8 @@
         [--postprocess tune.json]
 
 Per set: gt words, predictions, matches, recall, precision, hmean (one-to-one greedy polygon IoU >= 0.5).
+Sets whose ground-truth units are multi-word fields (WildReceipt) also get ``fields``: the same counts after the
+predicted words are grouped to the field that covers each (``metrics.group_to_units``), as the page benchmark does.
 Predictions that overlap a ground-truth "ignore" region (IoU >= 0.5 or >= 50% inside it) and match no word are
 not counted. EVALUATION ONLY: the dev data is never trained on.
 """
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 from shapely.geometry import Polygon as ShapelyPolygon
 
-from ocrapp.detection.metrics import DetCounts, match_counts
+from ocrapp.detection.metrics import DetCounts, group_to_units, match_counts
 from ocrapp.detection.model import DEFAULT_ARCH
 from ocrapp.detection.predictor import DetectionPredictor
 from ocrapp.detection.tune import load_tuned
@@ -48,11 +50,11 @@ def _drop_ignored(preds: list, words: list, ignore: list) -> list:
 
 def evaluate(predictor: DetectionPredictor, sets=DEFAULT_SETS, max_pages_per_pdf: int | None = 2,
              limit: int | None = None, verbose: bool = True) -> dict:
-    from ocrapp.bench.datasets import iter_dev_pages
+    from ocrapp.bench.datasets import FIELD_UNIT_SETS, iter_dev_pages
 
     results = {}
     for name in sets:
-        total = DetCounts()
+        total, fields = DetCounts(), DetCounts()
         n = 0
         t0 = time.time()
         for page in iter_dev_pages(name, max_pages_per_pdf=max_pages_per_pdf):
@@ -60,10 +62,14 @@ def evaluate(predictor: DetectionPredictor, sets=DEFAULT_SETS, max_pages_per_pdf
             gt = [poly for _, poly in page.words]
             preds = _drop_ignored([p for p, _ in found], gt, page.ignore)
             total = total.add(match_counts(gt, preds))
+            if name in FIELD_UNIT_SETS:
+                fields = fields.add(match_counts(gt, group_to_units(gt, preds)))
             n += 1
             if limit and n >= limit:
                 break
         results[name] = {"pages": n, **total.as_dict(), "seconds": round(time.time() - t0, 1)}
+        if name in FIELD_UNIT_SETS:
+            results[name]["fields"] = fields.as_dict()
         if verbose:
             print(f"{name}: {results[name]}", flush=True)
     return results

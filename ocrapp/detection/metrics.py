@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from shapely.geometry import Polygon as ShapelyPolygon
+from shapely.ops import unary_union
 
 from ocrapp.document import Polygon
 
@@ -88,3 +89,25 @@ def match_counts(gt: list, pred: list, iou_thresh: float = 0.5) -> DetCounts:
     """Counts of ``matched_pairs``: ground truth, predictions, matches and the matches' summed IoU."""
     matches = matched_pairs(gt, pred, iou_thresh)
     return DetCounts(len(gt), len(pred), len(matches), sum(iou for _, _, iou in matches))
+
+
+def group_to_units(units: list, pred: list, min_coverage: float = 0.5) -> list[np.ndarray]:
+    """Predicted word polygons -> the ground truth's granularity, for sets whose units are multi-word fields
+    (WildReceipt). Each prediction goes to the unit that covers most of its area (at least ``min_coverage``); a
+    unit's predictions become one polygon, the minimum rotated rectangle around them. Others stay as they are."""
+    unit_shapes = [ShapelyPolygon(_as_array(u)).buffer(0) for u in units]
+    groups: dict[int, list[ShapelyPolygon]] = {}
+    rest: list[np.ndarray] = []
+    for poly in pred:
+        shape = ShapelyPolygon(_as_array(poly)).buffer(0)
+        coverage = [shape.intersection(u).area / shape.area if shape.area > 0 else 0.0 for u in unit_shapes]
+        best = int(np.argmax(coverage)) if coverage else -1
+        if best >= 0 and coverage[best] >= min_coverage:
+            groups.setdefault(best, []).append(shape)
+        else:
+            rest.append(_as_array(poly))
+    merged = []
+    for k in sorted(groups):
+        hull = unary_union(groups[k]).minimum_rotated_rectangle
+        merged.append(np.asarray(hull.exterior.coords, dtype=np.float64)[:4])
+    return merged + rest
