@@ -342,3 +342,21 @@ def test_words_are_grouped_to_multi_word_fields_before_matching():
     # a word only partly inside a field (less than half its area) is not pulled into it
     straddling = np.array([[380, 52], [480, 52], [480, 78], [380, 78]], float)
     assert len(group_to_units([field], [words[0], straddling])) == 2
+
+
+def test_dot_matrix_breaks_strokes_into_dots_where_the_ink_was():
+    from ocrapp.training.data.page_augment import dot_matrix, text_height
+
+    page = np.full((200, 400, 3), 235, np.uint8)
+    cv2.putText(page, "TOTAL 12.50", (20, 120), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (20, 20, 20), 5)
+    ink = page[..., 0] < 128
+    dotted = dot_matrix(page, 48.0, random.Random(0))
+    dots = dotted[..., 0] < 128
+    assert dots.any() and not np.array_equal(dots, ink)
+    n_parts, _ = cv2.connectedComponents(dots.astype(np.uint8))
+    assert n_parts - 1 > 5 * (cv2.connectedComponents(ink.astype(np.uint8))[0] - 1)  # many separate dots
+    near_ink = cv2.dilate(ink.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert dots[~near_ink].sum() == 0  # no dot away from the text
+    assert dot_matrix(page, 12.0, random.Random(0)) is page  # grid under 3 px: unchanged
+    quads = np.array([[[0, 0], [10, 0], [10, 30], [0, 30]], [[0, 0], [10, 0], [10, 50], [0, 50]]], np.float32)
+    assert text_height(quads) == 40.0

@@ -132,12 +132,51 @@ def jpeg(img: np.ndarray, rng: random.Random) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy() if ok else img
 
 
-def simulate(img: np.ndarray, quads: np.ndarray, rng: random.Random, strength: float | None = None
-             ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Random scan/photo pipeline. ~25% of pages stay clean (born-digital look). Returns (img, quads, ops)."""
+def text_height(quads: np.ndarray) -> float:
+    """Median height of the word quads (TL-BL edge), in pixels."""
+    if len(quads) == 0:
+        return 0.0
+    return float(np.median(np.linalg.norm(quads[:, 3] - quads[:, 0], axis=1)))
+
+
+def dot_matrix(img: np.ndarray, letter_height: float, rng: random.Random) -> np.ndarray:
+    """Dot-matrix print (till receipts, old printers): the ink is redrawn as round dots on a square grid of 6.5-9
+    dots per letter height, so that strokes break into separate dots. Pages whose text is too small for a grid of
+    at least 3 px are returned unchanged."""
+    pitch = int(round(letter_height / rng.uniform(6.5, 9.0)))
+    if pitch < 3:
+        return img
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    ink = ink.astype(bool)
+    if not ink.any() or ink.all():
+        return img
+    h, w = ink.shape
+    gh, gw = h // pitch, w // pitch
+    cells = ink[:gh * pitch, :gw * pitch].reshape(gh, pitch, gw, pitch).mean(axis=(1, 3)) > 0.12
+    yy, xx = np.mgrid[0:pitch, 0:pitch] + 0.5
+    radius = rng.uniform(0.28, 0.42) * pitch  # below half the pitch: the dots do not touch
+    stamp = (yy - pitch / 2) ** 2 + (xx - pitch / 2) ** 2 <= radius ** 2
+    dots = np.zeros_like(ink)
+    dots[:gh * pitch, :gw * pitch] = np.kron(cells, stamp).astype(bool)
+    out = img.copy()
+    out[ink] = np.median(img[~ink], axis=0).astype(np.uint8)  # the paper where the ink was
+    out[dots] = np.median(img[ink], axis=0).astype(np.uint8)
+    return out
+
+
+def simulate(img: np.ndarray, quads: np.ndarray, rng: random.Random, strength: float | None = None,
+             dot_matrix_p: float = 0.03) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Random scan/photo pipeline. ~25% of pages stay clean (born-digital look). Returns (img, quads, ops).
+    ``dot_matrix_p``: the chance that the page was printed in dot matrix (higher for receipts)."""
     ops: list[str] = []
     quads = quads.astype(np.float32)
     s = rng.random() if strength is None else strength
+    if rng.random() < dot_matrix_p:
+        dotted = dot_matrix(img, text_height(quads), rng)
+        if dotted is not img:
+            img = dotted
+            ops.append("dot_matrix")
     if s < 0.25:
         pass
     else:

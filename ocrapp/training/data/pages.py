@@ -105,7 +105,7 @@ def make_item(item_id: int, seed: int, real_share: float) -> dict | None:
                 if sample is not None and len(sample.texts) < 15:
                     sample = None  # figure pages / blank pages: too little text to learn from
                 if sample is not None:
-                    sample.meta["source"] = str(pdf.relative_to(pdf.parents[len(pdf.parents) - 1])) if False else pdf.name
+                    sample.meta["source"] = pdf.name
             else:
                 from ocrapp.training.data.synth_doc import make_synthetic_pdf
 
@@ -124,7 +124,8 @@ def make_item(item_id: int, seed: int, real_share: float) -> dict | None:
         return None
     from ocrapp.training.data.page_augment import simulate
 
-    img, quads, ops = simulate(sample.image, sample.quads, rng)
+    receipt = sample.meta.get("source") == "synth:receipt"
+    img, quads, ops = simulate(sample.image, sample.quads, rng, dot_matrix_p=0.5 if receipt else 0.03)
     h, w = img.shape[:2]
     if max(h, w) > MAX_SIDE:
         f = MAX_SIDE / max(h, w)

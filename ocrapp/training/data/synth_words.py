@@ -23,6 +23,7 @@ from ocrapp.recognition.charset import DOCUMENT_CHARSET
 from ocrapp.recognition.preprocess import resize_crop
 from ocrapp.training.data.corpus import TextSampler
 from ocrapp.training.data.fonts import FontFace, discover_fonts
+from ocrapp.training.data.page_augment import dot_matrix
 from ocrapp.training.data.shards import list_shards, write_shard
 
 
@@ -94,6 +95,8 @@ class WordRenderer:
             draw.line([(0, y), (canvas.width, y)], fill=ink, width=self.rng.randint(1, 2))
         draw.text((margin - x0, margin), text, font=font, fill=ink)
         image = np.asarray(canvas)
+        if self.cfg.degrade and self.rng.random() < 0.04:  # receipts and old printers
+            image = dot_matrix(image, ascent + descent, self.rng)
         if self.cfg.degrade:
             image = self._geometric(image, paper)
         image = self._crop(image, paper, ascent, descent, margin, tw, x0)
