@@ -43,6 +43,9 @@ class Recognizer:
     def __init__(self, model: Clip4Str, device: torch.device, cfg: RecognizerConfig = RecognizerConfig()) -> None:
         """Takes ``model`` over for inference: eval mode, BatchNorms folded (it cannot be trained afterwards)."""
         self.model = model.to(device).eval().fold_batchnorm()
+        # The crops arrive channels-last (images_to_tensor permutes an NHWC batch); convolution weights in the same
+        # layout save the image tower a layout conversion per layer (~10% of its time on a CPU).
+        self.model.clip_model.visual.to(memory_format=torch.channels_last)
         self.device = device
         self.cfg = cfg
         self._batch_size = cfg.batch_size
