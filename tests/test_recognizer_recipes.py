@@ -107,15 +107,18 @@ def test_annealing_decays_the_rate_and_keeps_the_state_before_it(tmp_path: Path)
     from ocrapp.training.recognizer.train import Anneal, TrainConfig, lr_factor, train_data_parallel
 
     build_cache(tmp_path / "data", count=200, workers=1, shard_size=100, seed=5)
-    cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], out=tmp_path / "run", batch_size=16,
-                      minutes=0.2, threads=1, workers=2, warmup_steps=5, eval_every=10**6, anneal_minutes=0.1)
+    cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], val=[tmp_path / "data"], val_limit=16,
+                      out=tmp_path / "run", batch_size=16, minutes=0.2, threads=1, workers=2, warmup_steps=5,
+                      eval_every=10**6, anneal_minutes=0.1)
     train_data_parallel(cfg)
     stable = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
     annealed = torch.load(tmp_path / "run" / "annealed.pt", map_location="cpu", weights_only=False)
     assert 0 < stable["step"] < annealed["step"]
+    assert stable["history"] == [] and [h["step"] for h in annealed["history"]] == [annealed["step"]]  # final state scored
+    assert (tmp_path / "run" / "best.pt").exists()
     full_rate = lr_factor(annealed["step"] - 1, cfg) * cfg.lr
     assert annealed["opt"]["param_groups"][0]["lr"] < 0.9 * full_rate  # decayed
     assert Anneal(100, 50).factor(100, 0.05) == 1.0 and Anneal(100, 50).factor(150, 0.05) == pytest.approx(0.05)
     train_data_parallel(cfg)  # the next run resumes the state from before the decay
     again = torch.load(tmp_path / "run" / "annealed.pt", map_location="cpu", weights_only=False)
-    assert again["history"] == [] and again["step"] > stable["step"]
+    assert again["step"] > stable["step"] and [h["step"] for h in again["history"]] == [again["step"]]

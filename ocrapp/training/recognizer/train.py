@@ -246,6 +246,19 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     anneal: Anneal | None = None
     first_step = step
+
+    def validate(now: float) -> float:
+        """Score the validation sets, log them in ``history``, keep best.pt; returns the best mean so far."""
+        scores = evaluate(model, val_sets, device)
+        mean = float(np.mean(list(scores.values())))
+        history.append({"step": step, "seen": seen, "hours": (elapsed + now - t_start) / 3600,
+                        "cpu_hours": time.process_time() * world / 3600 + cpu_before, **scores})
+        print(f"[eval] step {step} {scores}", flush=True)
+        if mean <= best:
+            return best
+        save_checkpoint(best_path, model, opt, step, seen, elapsed + now - t_start, mean, history)
+        return mean
+
     while not sync.any(time.time() - t_start >= budget or stop["requested"]):
         if cfg.anneal_minutes > 0 and anneal is None and sync.any(time.time() - t_start >= budget - cfg.anneal_minutes * 60):
             steps_per_s = (step - first_step) / max(1e-6, time.time() - t_start)
@@ -280,20 +293,17 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
                   f"(visual {parts['visual_loss']:.3f} cross {parts['cross_loss']:.3f}) "
                   f"lr {opt.param_groups[0]['lr']:.2e} {rate:.1f} samples/s", flush=True)
             log_loss, log_n = 0.0, 0
-        if step % cfg.eval_every == 0 and val_sets:
-            scores = evaluate(model, val_sets, device)
-            mean = float(np.mean(list(scores.values())))
-            history.append({"step": step, "seen": seen, "hours": (elapsed + now - t_start) / 3600,
-                            "cpu_hours": time.process_time() * world / 3600 + cpu_before, **scores})
-            print(f"[eval] step {step} {scores}", flush=True)
-            if mean > best:
-                best = mean
-                save_checkpoint(best_path, model, opt, step, seen, elapsed + now - t_start, best, history)
+        # while the rate decays the model changes fastest for the better: validate 4x as often
+        every = max(1, cfg.eval_every // 4) if anneal else cfg.eval_every
+        if step % every == 0 and val_sets:
+            best = validate(now)
         if now - t_save > cfg.save_every_minutes * 60:
             save_checkpoint(save_path, model, opt, step, seen, elapsed + now - t_start, best, history)
             t_save = now
     if not lead:
         return best_path
+    if val_sets and (not history or history[-1]["step"] != step):
+        best = validate(time.time())  # the final state is a candidate too
     save_checkpoint(save_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
     if not best_path.exists():
         save_checkpoint(best_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
