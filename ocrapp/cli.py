@@ -208,11 +208,12 @@ def batch(
 
 @app.command()
 def recognize(
-    crops: list[Path] = typer.Argument(..., help="Pre-cropped word images."),
+    crops: list[Path] = typer.Argument(..., help="Pre-cropped word or text-line images."),
     device: Device = DEVICE_OPT,
     recognizer: Optional[Path] = RECOGNIZER_OPT,
 ) -> None:
-    """Read pre-cropped word images: prints path<TAB>text<TAB>confidence per crop (like CLIP4STR's read.py)."""
+    """Read pre-cropped word images: prints path<TAB>text<TAB>confidence per crop (like CLIP4STR's read.py).
+    A crop wider than 4 times its height (a text line) is read in pieces cut between its words."""
 
     def body() -> None:
         from ocrapp.io.images import load_image
