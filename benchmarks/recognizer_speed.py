@@ -1,7 +1,7 @@
 """Recognizer throughput on this machine: crops/s at a given batch size, median of several runs.
 
 python benchmarks/recognizer_speed.py [--weights models/recognizer_clip4str-s.safetensors] [--batch 64]
-    [--runs 7] [--threads 2] [--device cpu]
+    [--runs 7] [--threads 2] [--device cpu] [--full-prefix]
 Crops are synthetic words rendered with the data engine (fixed seed), so every run reads the same pixels.
 """
 
@@ -28,11 +28,14 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--full-prefix", action="store_true",
+                   help="decode with the full-prefix decoder instead of the incremental one (same readings)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     renderer = WordRenderer(RenderConfig(), seed=123)
     crops = [renderer.render(*_word_and_font(renderer)) for _ in range(a.batch)]
     rec = Recognizer.from_pretrained(a.weights, a.device, RecognizerConfig(batch_size=a.batch))
+    rec.model.incremental_decoding = not a.full_prefix
     rec.read(crops)  # warm-up
     times = []
     for _ in range(a.runs):
@@ -41,7 +44,9 @@ def main() -> None:
         times.append(time.perf_counter() - t)
     median = statistics.median(times)
     print(json.dumps({"crops_per_s": round(a.batch / median, 1), "batch": a.batch, "runs": a.runs,
-                      "threads": a.threads, "device": a.device, "cpu": platform.processor() or platform.machine(),
+                      "threads": a.threads, "device": a.device,
+                      "decoder": "full-prefix" if a.full_prefix else "incremental",
+                      "cpu": platform.processor() or platform.machine(),
                       "median_s": round(median, 4)}))
 
 

@@ -264,10 +264,9 @@ def test_incremental_decoding_matches_the_full_prefix_decoder() -> None:
         for p in model.visual_decoder.parameters():  # away from the init, so that every term matters
             p.add_(0.05 * torch.randn_like(p))
         fast = model._ar_decode(model.visual_decoder, memory, 10, stop_early=False)
-        model.visual_decoder.train()  # dropout 0 in TINY: the same function, through the full-prefix path
-        model.train()
+        model.incremental_decoding = False
         full = model._ar_decode(model.visual_decoder, memory, 10, stop_early=False)
     assert torch.allclose(fast, full, atol=1e-5)
     assert fast.argmax(-1).unique().numel() > 1  # not a degenerate constant reading
     with pytest.raises(ValueError, match="eval mode"):
-        IncrementalDecoding(model.visual_decoder, memory)
+        IncrementalDecoding(model.visual_decoder.train(), memory)

@@ -60,6 +60,8 @@ class Clip4Str(nn.Module):
         self.tokenizer = CharTokenizer(cfg.charset)
         self.text_tokenizer = SimpleTokenizer(context_length=cfg.context_length)
         self.clip_model = _build_clip(cfg)
+        # Inference decodes with IncrementalDecoding (same logits, faster); False uses the full-prefix decoder.
+        self.incremental_decoding = True
         if cfg.vision == "resnet":
             self.token_proj = nn.Linear(cfg.vision_width * 32, cfg.embed_dim)
             self.token_norm = nn.LayerNorm(cfg.embed_dim)
@@ -133,7 +135,8 @@ class Clip4Str(nn.Module):
         tgt = torch.full((bs, num_steps), tok.pad_id, dtype=torch.long, device=device)
         tgt[:, 0] = tok.bos_id
         logits = []
-        incremental = IncrementalDecoding(decoder, memory) if len(decoder.layers) == 1 and not self.training else None
+        use_cache = self.incremental_decoding and len(decoder.layers) == 1 and not self.training
+        incremental = IncrementalDecoding(decoder, memory) if use_cache else None
         for i in range(num_steps):
             j = i + 1
             if incremental is not None:
