@@ -156,25 +156,23 @@ class GradientSync:
         for grad, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
             grad.copy_(synced)
 
-    def any(self, flag: bool) -> bool:
-        """True on every worker when it is true on one (to stop together)."""
+    def _max(self, values: list[float]) -> list[float]:
+        """Element-wise maximum over the workers, on every worker, in one all-reduce."""
         if self.world == 1:
-            return flag
+            return values
         import torch.distributed as dist
 
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor(values, dtype=torch.float64)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return t.tolist()
+
+    def any(self, *flags: bool) -> tuple[bool, ...]:
+        """Per flag: True on every worker when it is true on one (to stop or start annealing together)."""
+        return tuple(v > 0 for v in self._max([1.0 if f else 0.0 for f in flags]))
 
     def max_int(self, value: int) -> int:
         """The largest of the workers' values, on every worker."""
-        if self.world == 1:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([float(value)])
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return int(t.item())
+        return int(self._max([float(value)])[0])
 
     def broadcast_parameters(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -259,8 +257,14 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
         save_checkpoint(best_path, model, opt, step, seen, elapsed + now - t_start, mean, history)
         return mean
 
-    while not sync.any(time.time() - t_start >= budget or stop["requested"]):
-        if cfg.anneal_minutes > 0 and anneal is None and sync.any(time.time() - t_start >= budget - cfg.anneal_minutes * 60):
+    while True:
+        running = time.time() - t_start
+        to_anneal = cfg.anneal_minutes > 0 and anneal is None and running >= budget - cfg.anneal_minutes * 60
+        # one all-reduce per step decides both, so that the workers stop and start annealing at the same step
+        done, to_anneal = sync.any(running >= budget or stop["requested"], to_anneal)
+        if done:
+            break
+        if to_anneal:
             steps_per_s = (step - first_step) / max(1e-6, time.time() - t_start)
             anneal = Anneal(step, max(1, sync.max_int(int(cfg.anneal_minutes * 60 * steps_per_s))))
             if lead:  # the state before the decay: the next run resumes from it
