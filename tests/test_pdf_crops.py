@@ -76,7 +76,8 @@ def test_crop_matches_its_word(tmp_path):
 def test_build_is_resumable(tmp_path):
     pdfs = [_make_pdf(tmp_path / f"doc{i}.pdf", pages=3) for i in range(2)]
     out = tmp_path / "crops"
-    n1 = pc.build_pdf_crops(out, max_crops=30, pdfs=pdfs, shard_size=10, pages_per_pdf=2, log_every_s=1e9)
+    n1 = pc.build_pdf_crops(out, max_crops=30, pdfs=pdfs, pdf_root=tmp_path, shard_size=10, pages_per_pdf=2,
+                            log_every_s=1e9)
     assert n1 == 30
     shards = list_shards(out)
     assert [p.stem for p in shards][:1] == ["pdf_00000"]
@@ -86,14 +87,34 @@ def test_build_is_resumable(tmp_path):
         shard = load_shard(p)
         assert shard.images.shape[1:] == (32, 128, 3) and len(shard.labels) == len(shard.images)
     # same target: nothing to do; larger target: continues numbering, skips visited pages
-    assert pc.build_pdf_crops(out, max_crops=30, pdfs=pdfs, shard_size=10, log_every_s=1e9) == 0
-    n2 = pc.build_pdf_crops(out, max_crops=50, pdfs=pdfs, shard_size=10, pages_per_pdf=2, log_every_s=1e9)
+    assert pc.build_pdf_crops(out, max_crops=30, pdfs=pdfs, pdf_root=tmp_path, shard_size=10, log_every_s=1e9) == 0
+    n2 = pc.build_pdf_crops(out, max_crops=50, pdfs=pdfs, pdf_root=tmp_path, shard_size=10, pages_per_pdf=2,
+                            log_every_s=1e9)
     assert n2 > 0
     names = [p.stem for p in list_shards(out)]
     assert len(names) == len(set(names)) and len(names) > len(shards)
     visited = (out / pc.VISITED).read_text().splitlines()
     assert len(visited) == len(set(visited))
     assert not list(out.glob(".*.tmp"))
+
+
+def test_validation_documents_never_reach_training(tmp_path):
+    """doc8.pdf and doc21.pdf hash into the validation split, doc0..doc2 into training; a validation build also
+    skips documents another cache already used."""
+    names = ["doc0.pdf", "doc1.pdf", "doc2.pdf", "doc8.pdf", "doc21.pdf"]
+    assert [pc.document_split(n) for n in names] == ["train"] * 3 + ["val"] * 2
+    pdfs = [_make_pdf(tmp_path / n, pages=2) for n in names]
+
+    def documents(out):
+        return pc.visited_documents(out)
+
+    kw = dict(max_crops=1000, pdfs=pdfs, pdf_root=tmp_path, shard_size=10, pages_per_pdf=2, log_every_s=1e9)
+    pc.build_pdf_crops(tmp_path / "train", split="train", **kw)
+    assert documents(tmp_path / "train") == {"doc0.pdf", "doc1.pdf", "doc2.pdf"}
+    pc.build_pdf_crops(tmp_path / "val", split="val", exclude_documents=frozenset({"doc21.pdf"}), **kw)
+    assert documents(tmp_path / "val") == {"doc8.pdf"}
+    with pytest.raises(ValueError):
+        pc.build_pdf_crops(tmp_path / "x", split="test", **kw)
 
 
 def test_held_out_packages_refused(tmp_path):

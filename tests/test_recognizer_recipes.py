@@ -25,7 +25,8 @@ def test_synth_cache_shards_are_complete_and_in_charset(tmp_path: Path) -> None:
     assert all(0 < len(t) <= 25 and all(c in DOCUMENT_CHARSET for c in t) for t in labels)
     all_labels = [t for npy in shards for t in npy.with_suffix(".txt").read_text().splitlines()]
     assert len(all_labels) == 300 and len(set(all_labels)) > 200  # varied text, not one word repeated
-    assert max(map(len, labels)) - min(map(len, labels)) <= 6  # a batch holds labels of similar length
+    # a batch mixes label lengths: one-length batches let BatchNorm's batch statistics leak the length
+    assert max(map(len, labels)) - min(map(len, labels)) > 6
     assert images.std() > 10  # something was drawn
 
 

@@ -1,9 +1,10 @@
 """Long crops (text lines, long words, merged detections) are read in pieces the recognizer can take.
 
-The model reads at most ``max_label_length`` characters from a 32x128 input, and it was trained on crops that
-start and end between words. So a long crop is cut, where it can be, in the blank gaps between words (the pieces
-are joined with a space, or with nothing when the gap was narrow), and only where no gap is found, blindly into
-overlapping windows whose reads are merged on their common characters.
+The model reads at most ``max_label_length`` characters from a 32x128 input, and it was trained on word crops
+with a small margin. So a crop wider than ``max_aspect`` heights is cut at every word-sized blank gap, each word
+keeps a margin like the training crops' (not the whole gap: receipts space words widely), and the reads are
+joined with a space. A word still too wide is cut at its widest letter gaps (joined with nothing), and only where
+no gap is found, blindly into overlapping windows whose reads are merged on their common characters.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class SplitConfig:
     # Gap widths are measured in text heights (the rows that hold ink), not crop heights, so that loose and tight
     # crops cut alike: a letter gap is ~0.05-0.1 of the text height, a word space ~0.25-0.35.
     min_gap: float = 0.08  # a blank column run at least this wide may be cut
-    space_gap: float = 0.2  # ... and is read as a space when at least this wide
+    space_gap: float = 0.2  # ... and may be a word space (cut, read as a space) when at least this wide:
+    max_space_gap: float = 0.5  # the line's own split of its gap widths decides between these two bounds
+    word_margin: float = 0.2  # margin kept on each side of a word, at most half the gap
 
 
 @dataclass(frozen=True)
@@ -65,27 +68,69 @@ def blank_runs(blank: np.ndarray) -> list[tuple[int, int]]:
     return [(s, e) for s, e in runs if s > 0 and e < len(blank)]
 
 
+def word_space_threshold(widths: Sequence[int], letter_height: int, cfg: SplitConfig) -> float:
+    """The narrowest gap read as a word space. Letter gaps in scans and wide fonts can pass the fixed
+    ``space_gap``, so the line's gap widths are split in two (Otsu's criterion) and the split is kept between
+    ``space_gap`` and ``max_space_gap`` text heights."""
+    low, high = cfg.space_gap * letter_height, cfg.max_space_gap * letter_height
+    values = np.sort(np.asarray(widths, np.float64))
+    if len(values) < 4:
+        return low
+    best, threshold = -1.0, low
+    for i in range(1, len(values)):
+        if values[i] == values[i - 1]:
+            continue
+        left, right = values[:i], values[i:]
+        between = len(left) * len(right) * (left.mean() - right.mean()) ** 2
+        if between > best:
+            best, threshold = between, values[i]
+    return float(np.clip(threshold, low, high))
+
+
 def plan_pieces(width: int, height: int, gaps: Sequence[tuple[int, int]], letter_height: int,
-                cfg: SplitConfig) -> list[Piece]:
-    """Cut [0, width) into pieces no wider than ``max_aspect * height``: at the widest gap in the far part of
-    each window when there is one, else into overlapping blind windows."""
+                cfg: SplitConfig, ink_span: tuple[int, int] | None = None) -> list[Piece]:
+    """Cut [0, width) into pieces no wider than ``max_aspect * height``: one piece per word (between word-sized
+    gaps), words too wide for one piece at their widest letter gaps, else into overlapping blind windows.
+    ``ink_span`` (first, last + 1 column with ink) trims the blank ends of the crop like the gaps."""
     max_w = max(1, int(cfg.max_aspect * height))
-    if width <= max_w:
+    if width <= max_w:  # one read; cutting short crops into words too was measured worse (single words split)
         return [Piece(0, width, JOIN_NONE)]
     usable = [(s, e) for s, e in gaps if e - s >= cfg.min_gap * letter_height]
+    space = word_space_threshold([e - s for s, e in usable], letter_height, cfg)
+    word_gaps = [(s, e) for s, e in usable if e - s >= space]
+    letter_gaps = [(s, e) for s, e in usable if e - s < space]
+    first, last = ink_span or (0, width)
+    edges = [first] + [x for gap in word_gaps for x in gap] + [last]  # words are (edges[2k], edges[2k + 1])
     pieces: list[Piece] = []
-    pos, join = 0, JOIN_NONE
-    while width - pos > max_w:
-        window = [(s, e) for s, e in usable if pos + 0.4 * max_w < (s + e) / 2 <= pos + max_w]
+    for k in range(0, len(edges), 2):
+        start, end = edges[k], edges[k + 1]
+        left_room = start - (edges[k - 1] + start) // 2 if k else start
+        right_room = (end + edges[k + 2]) // 2 - end if k + 2 < len(edges) else width - end
+        margin = int(cfg.word_margin * letter_height)
+        if end - start <= max_w:  # a margin must not push a word that fits into blind windows
+            margin = min(margin, (max_w - (end - start)) // 2)
+        start, end = start - min(margin, left_room), end + min(margin, right_room)
+        pieces += _cut_word(start, end, max_w, letter_gaps, JOIN_SPACE if k else JOIN_NONE, cfg.overlap)
+    return pieces
+
+
+def _cut_word(start: int, end: int, max_w: int, gaps: Sequence[tuple[int, int]], join: str,
+              overlap: float) -> list[Piece]:
+    """[start, end) in pieces of at most ``max_w``: at the widest gap in the far part of each window when there is
+    one (joined with nothing), else in overlapping blind windows."""
+    pieces: list[Piece] = []
+    pos = start
+    while end - pos > max_w:
+        window = [(s, e) for s, e in gaps if pos + 0.4 * max_w < (s + e) / 2 <= pos + max_w]
         if window:
             s, e = max(window, key=lambda g: (g[1] - g[0], g[0]))
             cut = (s + e) // 2
             pieces.append(Piece(pos, cut, join))
-            pos, join = cut, JOIN_SPACE if e - s >= cfg.space_gap * letter_height else JOIN_NONE
+            pos, join = cut, JOIN_NONE
         else:
             pieces.append(Piece(pos, pos + max_w, join))
-            pos, join = pos + max(1, int(max_w * (1 - cfg.overlap))), JOIN_OVERLAP
-    pieces.append(Piece(pos, width, join))
+            pos, join = pos + max(1, int(max_w * (1 - overlap))), JOIN_OVERLAP
+    pieces.append(Piece(pos, end, join))
     return pieces
 
 
@@ -95,7 +140,10 @@ def split_long_crop(crop: np.ndarray, cfg: SplitConfig = SplitConfig()) -> tuple
     if w <= cfg.max_aspect * h:
         return [crop], [JOIN_NONE]
     ink = ink_mask(crop)
-    plan = plan_pieces(w, h, blank_runs(blank_columns(ink)), text_height(ink), cfg)
+    blank = blank_columns(ink)
+    inked = np.flatnonzero(~blank)
+    span = (int(inked[0]), int(inked[-1]) + 1) if len(inked) else (0, w)
+    plan = plan_pieces(w, h, blank_runs(blank), text_height(ink), cfg, span)
     return [crop[:, p.start:p.end] for p in plan], [p.join for p in plan]
 
 
@@ -108,10 +156,11 @@ def merge_overlapping(left: str, right: str) -> str:
 
 
 def join_reads(reads: Sequence[str], joins: Sequence[str]) -> str:
+    """The crop's text from its pieces' reads; runs of spaces (a read ending or starting in one) become one."""
     text = reads[0] if reads else ""
     for read, join in zip(reads[1:], joins[1:]):
         if join == JOIN_OVERLAP:
             text = merge_overlapping(text, read)
         elif read:
             text = f"{text}{join}{read}" if text else read
-    return text
+    return " ".join(text.split())

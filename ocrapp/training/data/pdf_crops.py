@@ -14,6 +14,9 @@ with their text-layer boxes, written as shards (``shards.write_shard``) at the r
 * Dropped: unreliable text-layer words (``is_reliable_text``), labels longer than 25 chars or with characters
   outside the document charset (printable ASCII + Latin-1 letters + a few document symbols), tiny or vertical
   boxes, boxes over other words (rotated watermarks), blank crops (text hidden under a figure, white text), pages whose text layer looks like garbage.
+* Split by document: a stable hash of each PDF's path puts 1 in ``VAL_BUCKETS`` into the validation split
+  (``--split val``, the checkpoint selector's real words), the rest into ``--split train``. ``--exclude-visited``
+  also drops every document whose pages another cache (the training cache built before the split) already used.
 * Shards of ~``--shard-size`` crops (cut at page boundaries), named ``pdf_<n>``, written atomically.
   Resumable: numbering continues after the existing shards and pages already in a shard (listed in
   ``OUT/.visited_pages.txt``) are skipped.
@@ -22,6 +25,7 @@ with their text-layer boxes, written as shards (``shards.write_shard``) at the r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import random
@@ -58,6 +62,22 @@ MIN_BOX_HEIGHT = 8  # px of the rendered box (ascender to descender): below, the
 LONE_PUNCT_KEEP = 0.15  # lone punctuation "words" (".", ",", dot leaders split up) are frequent: keep a few
 VISITED = ".visited_pages.txt"
 _SHARD_RE = re.compile(r"^pdf_(\d+)$")
+VAL_BUCKETS = 40
+SPLITS = ("train", "val")
+
+
+def document_split(key: str) -> str:
+    """'val' or 'train' for a PDF, by a stable hash of its path relative to the PDF root."""
+    bucket = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:4], "big") % VAL_BUCKETS
+    return "val" if bucket == 0 else "train"
+
+
+def visited_documents(cache: Path) -> set[str]:
+    """The documents (PDF paths relative to the PDF root) whose pages a crop cache has used."""
+    visited = cache / VISITED
+    if not visited.exists():
+        return set()
+    return {line.rsplit("#", 1)[0] for line in visited.read_text(encoding="utf-8").splitlines() if line}
 
 
 def clean_label(text: str) -> str | None:
@@ -228,14 +248,23 @@ def _page_plan(pdfs: list[Path], seed: int, pages_per_pdf: int) -> Iterator[tupl
 def build_pdf_crops(out: Path, max_crops: int, packages: tuple[str, ...] = DEFAULT_PACKAGES,
                     pdf_root: Path = DEFAULT_PDF_ROOT, seed: int = 0, pages_per_pdf: int = 4,
                     words_per_page: int = 120, shard_size: int = 2000, dpi_range: tuple[float, float] = (70, 300),
-                    degrade_p: float = 0.08, log_every_s: float = 60.0, pdfs: list[Path] | None = None) -> int:
-    """Write crops until ``out`` holds ``max_crops`` of them (or the plan runs out). Returns crops written now."""
+                    degrade_p: float = 0.08, log_every_s: float = 60.0, pdfs: list[Path] | None = None,
+                    split: str = "train", exclude_documents: frozenset[str] = frozenset()) -> int:
+    """Write crops of the ``split``'s documents until ``out`` holds ``max_crops`` of them (or the plan runs
+    out); documents in ``exclude_documents`` are skipped. Returns crops written now."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     bad = HELD_OUT_PACKAGES.intersection(packages)
     if bad:
         raise ValueError(f"held out for evaluation, never for training: {', '.join(sorted(bad))}")
     out.mkdir(parents=True, exist_ok=True)
     if pdfs is None:
         pdfs = fetch_debian_pdfs(tuple(packages), pdf_root)
+
+    def document_key(pdf: Path) -> str:
+        return str(pdf.relative_to(pdf_root) if pdf.is_relative_to(pdf_root) else pdf)
+
+    pdfs = [p for p in pdfs if document_split(document_key(p)) == split and document_key(p) not in exclude_documents]
     numbers = _existing_shard_numbers(out)
     next_number = numbers[-1] + 1 if numbers else 0
     have = _count_existing(out)
@@ -269,7 +298,7 @@ def build_pdf_crops(out: Path, max_crops: int, packages: tuple[str, ...] = DEFAU
     for pdf, page_index in _page_plan(pdfs, seed, pages_per_pdf):
         if have + written + len(images) >= max_crops:
             break
-        key = f"{pdf.relative_to(pdf_root) if pdf.is_relative_to(pdf_root) else pdf}#{page_index}"
+        key = f"{document_key(pdf)}#{page_index}"
         if key in visited:
             continue
         page_rng = random.Random(f"{seed}/{key}")
@@ -307,10 +336,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shard-size", type=int, default=2000)
     ap.add_argument("--dpi", type=float, nargs=2, default=(70.0, 300.0), metavar=("LO", "HI"))
     ap.add_argument("--degrade-p", type=float, default=0.08, help="probability of each degradation (blur/noise/JPEG)")
+    ap.add_argument("--split", choices=SPLITS, default="train",
+                    help="which documents: 'val' holds 1 in %d PDFs out of training" % VAL_BUCKETS)
+    ap.add_argument("--exclude-visited", type=Path, nargs="*", default=[], metavar="CACHE",
+                    help="skip documents whose pages these crop caches already used")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
+    excluded = frozenset().union(*(visited_documents(c) for c in args.exclude_visited))
     build_pdf_crops(args.out, args.max_crops, tuple(args.packages), args.pdf_root, args.seed, args.pages_per_pdf,
-                    args.words_per_page, args.shard_size, tuple(args.dpi), args.degrade_p)
+                    args.words_per_page, args.shard_size, tuple(args.dpi), args.degrade_p, split=args.split,
+                    exclude_documents=excluded)
 
 
 if __name__ == "__main__":

@@ -58,17 +58,22 @@ class ShardStream:
 
     Rescans for new shards at every pass, so training can start while the data engine is still writing.
     ``weights`` gives each root's share of the data (e.g. synthetic vs real crops); samples are drawn in pools
-    of ``bucket_batches`` batches and batched by label length.
+    of ``pool_batches`` batches (so that the shares hold at batch scale too) and shuffled within the pool.
+
+    Batches mix label lengths on purpose. Batches of one label length (bucketing, to save decoder padding)
+    let the image tower's BatchNorm pass the batch's word length to the decoders through the batch
+    statistics: the network learnt to read the length from them, and at inference, with running statistics,
+    read short words as long ones. ``psm_loss`` groups a batch by length for the decoders instead.
     """
 
     def __init__(self, roots: list[Path], batch_size: int, weights: list[float] | None = None, seed: int = 0,
-                 max_label_length: int | None = None, bucket_batches: int = 16) -> None:
+                 max_label_length: int | None = None, pool_batches: int = 16) -> None:
         self.roots = roots
         self.batch_size = batch_size
         self.weights = weights or [1.0] * len(roots)
         self.rng = random.Random(seed)
         self.max_label_length = max_label_length
-        self.bucket_batches = bucket_batches
+        self.pool_batches = pool_batches
         self._cache: dict[Path, Shard] = {}
 
     def _index(self) -> list[list[tuple[Path, int]]]:
@@ -95,7 +100,7 @@ class ShardStream:
             for entries, _ in live:
                 self.rng.shuffle(entries)
             cursors = [0] * len(live)
-            pool_size = self.batch_size * self.bucket_batches
+            pool_size = self.batch_size * self.pool_batches
             for _ in range(max(1, epoch_len // pool_size)):
                 picks: list[tuple[Path, int]] = []
                 for k, (entries, w) in enumerate(live):
@@ -103,15 +108,11 @@ class ShardStream:
                     for _ in range(n):
                         picks.append(entries[cursors[k] % len(entries)])
                         cursors[k] += 1
-                yield from self._bucketed(picks)
+                self.rng.shuffle(picks)
+                for i in range(0, len(picks), self.batch_size):
+                    yield self._batch(picks[i:i + self.batch_size])
 
-    def _bucketed(self, picks: list[tuple[Path, int]]) -> Iterator[tuple[np.ndarray, list[str]]]:
-        """Batches of similar label length: the decoders' cost grows with the longest label of a batch,
-        so one 25-character URL would otherwise triple the cost of a batch of short words."""
-        picks.sort(key=lambda p: len(self._cache[p[0]].labels[p[1]]))
-        batches = [picks[i:i + self.batch_size] for i in range(0, len(picks), self.batch_size)]
-        self.rng.shuffle(batches)
-        for batch in batches:
-            images = np.stack([self._cache[npy].images[i] for npy, i in batch])
-            labels = [self._cache[npy].labels[i] for npy, i in batch]
-            yield images, labels
+    def _batch(self, picks: list[tuple[Path, int]]) -> tuple[np.ndarray, list[str]]:
+        images = np.stack([self._cache[npy].images[i] for npy, i in picks])
+        labels = [self._cache[npy].labels[i] for npy, i in picks]
+        return images, labels

@@ -26,6 +26,9 @@ class PsmConfig:
     perm_forward: bool = True
     perm_mirrored: bool = True
     cross_loss_weight: float = 1.0
+    # The decoders run on the batch split into this many groups of similar label length: each group is padded
+    # only to its own longest label. The image tower still sees the whole, mixed batch (see ShardStream).
+    length_groups: int = 3
 
 
 class PermutationSampler:
@@ -78,17 +81,40 @@ def attention_masks(perm: Tensor) -> tuple[Tensor, Tensor]:
     return content_mask, mask[1:, :-1]
 
 
+def length_groups(labels: list[str], groups: int) -> list[list[int]]:
+    """Indices of ``labels`` in at most ``groups`` contiguous runs of the length order."""
+    order = sorted(range(len(labels)), key=lambda i: len(labels[i]))
+    size = max(1, math.ceil(len(order) / max(1, groups)))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
 def psm_loss(model: Clip4Str, images: Tensor, labels: list[str], sampler: PermutationSampler,
              cfg: PsmConfig) -> tuple[Tensor, dict[str, float]]:
-    tok = model.tokenizer
-    device = images.device
-    tgt = tok.encode(labels, device)
     memory = model.encode_image(images)
+    loss = images.new_zeros(())
+    totals = {"visual_loss": 0.0, "cross_loss": 0.0}
+    numel = 0
+    for idx in length_groups(labels, cfg.length_groups):
+        group_loss, group_totals, group_numel = _psm_group_loss(
+            model, memory[idx], [labels[i] for i in idx], sampler, cfg)
+        loss = loss + group_loss
+        numel += group_numel
+        for key in totals:
+            totals[key] += group_totals[key]
+    return loss / numel, {key: value / numel for key, value in totals.items()}
+
+
+def _psm_group_loss(model: Clip4Str, memory: Tensor, labels: list[str], sampler: PermutationSampler,
+                    cfg: PsmConfig) -> tuple[Tensor, dict[str, float], int]:
+    """Token-summed losses of one length group under K permutations, their detached totals, the token count."""
+    tok = model.tokenizer
+    device = memory.device
+    tgt = tok.encode(labels, device)
     perms = sampler(tgt.shape[1] - 2, device)
     tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
     padding = (tgt_in == tok.pad_id) | (tgt_in == tok.eos_id)
     cross_mem = None
-    loss = images.new_zeros(())
+    loss = memory.new_zeros(())
     visual_total = cross_total = 0.0
     numel = 0
     n = int((tgt_out != tok.pad_id).sum())
@@ -109,7 +135,7 @@ def psm_loss(model: Clip4Str, images: Tensor, labels: list[str], sampler: Permut
         if i == 1:  # EOS is learnt from the forward and reverse orders only
             tgt_out = torch.where(tgt_out == tok.eos_id, tok.pad_id, tgt_out)
             n = int((tgt_out != tok.pad_id).sum())
-    return loss / numel, {"visual_loss": visual_total / numel, "cross_loss": cross_total / numel}
+    return loss, {"visual_loss": visual_total, "cross_loss": cross_total}, numel
 
 
 def parameter_groups(model: Clip4Str, lr: float, decoder_lr_scale: float, weight_decay: float,
