@@ -104,15 +104,11 @@ def test_validation_documents_never_reach_training(tmp_path):
     names = ["doc0.pdf", "doc1.pdf", "doc2.pdf", "doc8.pdf", "doc21.pdf"]
     assert [pc.document_split(n) for n in names] == ["train"] * 3 + ["val"] * 2
     pdfs = [_make_pdf(tmp_path / n, pages=2) for n in names]
-
-    def documents(out):
-        return pc.visited_documents(out)
-
     kw = dict(max_crops=1000, pdfs=pdfs, pdf_root=tmp_path, shard_size=10, pages_per_pdf=2, log_every_s=1e9)
     pc.build_pdf_crops(tmp_path / "train", split="train", **kw)
-    assert documents(tmp_path / "train") == {"doc0.pdf", "doc1.pdf", "doc2.pdf"}
+    assert pc.visited_documents(tmp_path / "train") == {"doc0.pdf", "doc1.pdf", "doc2.pdf"}
     pc.build_pdf_crops(tmp_path / "val", split="val", exclude_documents=frozenset({"doc21.pdf"}), **kw)
-    assert documents(tmp_path / "val") == {"doc8.pdf"}
+    assert pc.visited_documents(tmp_path / "val") == {"doc8.pdf"}
     with pytest.raises(ValueError):
         pc.build_pdf_crops(tmp_path / "x", split="test", **kw)
 

@@ -101,12 +101,13 @@ def plan_pieces(width: int, height: int, gaps: Sequence[tuple[int, int]], letter
     letter_gaps = [(s, e) for s, e in usable if e - s < space]
     first, last = ink_span or (0, width)
     edges = [first] + [x for gap in word_gaps for x in gap] + [last]  # words are (edges[2k], edges[2k + 1])
+    word_margin = int(cfg.word_margin * letter_height)
     pieces: list[Piece] = []
     for k in range(0, len(edges), 2):
         start, end = edges[k], edges[k + 1]
         left_room = start - (edges[k - 1] + start) // 2 if k else start
         right_room = (end + edges[k + 2]) // 2 - end if k + 2 < len(edges) else width - end
-        margin = int(cfg.word_margin * letter_height)
+        margin = word_margin
         if end - start <= max_w:  # a margin must not push a word that fits into blind windows
             margin = min(margin, (max_w - (end - start)) // 2)
         start, end = start - min(margin, left_room), end + min(margin, right_room)

@@ -72,12 +72,17 @@ def document_split(key: str) -> str:
     return "val" if bucket == 0 else "train"
 
 
-def visited_documents(cache: Path) -> set[str]:
-    """The documents (PDF paths relative to the PDF root) whose pages a crop cache has used."""
+def visited_pages(cache: Path) -> set[str]:
+    """The pages (``<pdf path relative to the PDF root>#<page index>``) already cut into a crop cache's shards."""
     visited = cache / VISITED
     if not visited.exists():
         return set()
-    return {line.rsplit("#", 1)[0] for line in visited.read_text(encoding="utf-8").splitlines() if line}
+    return {line for line in visited.read_text(encoding="utf-8").splitlines() if line}
+
+
+def visited_documents(cache: Path) -> set[str]:
+    """The documents (PDF paths relative to the PDF root) whose pages a crop cache has used."""
+    return {page.rsplit("#", 1)[0] for page in visited_pages(cache)}
 
 
 def clean_label(text: str) -> str | None:
@@ -264,12 +269,16 @@ def build_pdf_crops(out: Path, max_crops: int, packages: tuple[str, ...] = DEFAU
     def document_key(pdf: Path) -> str:
         return str(pdf.relative_to(pdf_root) if pdf.is_relative_to(pdf_root) else pdf)
 
-    pdfs = [p for p in pdfs if document_split(document_key(p)) == split and document_key(p) not in exclude_documents]
+    def wanted(pdf: Path) -> bool:
+        key = document_key(pdf)
+        return document_split(key) == split and key not in exclude_documents
+
+    pdfs = [p for p in pdfs if wanted(p)]
     numbers = _existing_shard_numbers(out)
     next_number = numbers[-1] + 1 if numbers else 0
     have = _count_existing(out)
     visited_path = out / VISITED
-    visited = set(visited_path.read_text(encoding="utf-8").splitlines()) if visited_path.exists() else set()
+    visited = visited_pages(out)
     print(f"[pdf_crops] {len(pdfs)} PDFs; {have} crops in {len(numbers)} shards under {out}; "
           f"{len(visited)} pages done; target {max_crops}", flush=True)
     if have >= max_crops:
