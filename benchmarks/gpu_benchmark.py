@@ -174,7 +174,7 @@ def bench_recognizer(recognizer, crops: list[np.ndarray], batches: list[int], cl
             rows.append({"batch": batch, "skipped": "time budget"})
             continue
         # a fixed batch: growth and splitting off, so the number is for exactly this batch size
-        recognizer.cfg = RecognizerConfig(batch_size=batch, max_batch_size=batch, split=SplitConfig(max_aspect=1e9))
+        recognizer.cfg = RecognizerConfig(batch_size=batch, max_batch_size=batch, split=SplitConfig(cut_aspect=1e9))
         recognizer._batch_size = batch
         items = (crops * (batch // len(crops) + 1))[:batch]
         reset_peak(clock.device)

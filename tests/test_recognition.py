@@ -211,9 +211,21 @@ def test_letter_gaps_wider_than_the_fixed_space_are_not_word_spaces() -> None:
 
 def test_long_crop_without_gaps_is_read_in_overlapping_windows() -> None:
     crop = _ink_blocks(20, [(0, 500)], 500)
-    pieces, joins = split_long_crop(crop, SplitConfig(overlap=0.25))
+    pieces, joins = split_long_crop(crop, SplitConfig(overlap=0.25, max_aspect=4.0))
     assert len(pieces) >= 8 and all(p.shape[1] == 80 for p in pieces)
     assert joins[1:] == [JOIN_OVERLAP] * (len(pieces) - 1)
+
+
+def test_crop_of_a_few_words_is_cut_only_at_sure_spaces() -> None:
+    # 6 text heights wide: too few gaps for the line's own split, so letter gaps of 0.3 text heights stay
+    # inside the word (split there, words were read as "Mu Iti ple") ...
+    letters = [(2 + 9 * i, 8 + 9 * i) for i in range(13)]
+    pieces, joins = split_long_crop(_ink_blocks(20, letters, 120), SplitConfig())
+    assert len(pieces) == 1
+    # ... and a gap of 0.6 text heights is a word space
+    two_words = letters[:6] + [(x + 3, y + 3) for x, y in letters[6:12]]
+    pieces, joins = split_long_crop(_ink_blocks(20, two_words, 120), SplitConfig())
+    assert joins == ["", " "]
 
 
 def test_reads_of_pieces_are_joined() -> None:
