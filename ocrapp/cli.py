@@ -213,7 +213,7 @@ def recognize(
     recognizer: Optional[Path] = RECOGNIZER_OPT,
 ) -> None:
     """Read pre-cropped word images: prints path<TAB>text<TAB>confidence per crop (like CLIP4STR's read.py).
-    A crop wider than 4 times its height (a text line) is read in pieces cut between its words."""
+    A crop wider than 4 times its height (a text line) is read in pieces cut at its word spaces."""
 
     def body() -> None:
         from ocrapp.io.images import load_image

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 from pathlib import Path
 
 import cv2
@@ -259,9 +260,29 @@ def test_train_resume_and_export(tmp_path):
     assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "best.pt").exists()
     s2 = train(parse_args(base + ["--minutes", "0.1"]))
     assert s2["step"] > s1["step"]  # resumed, not restarted
+    _stop_a_run_with_sigterm(base, tmp_path / "run", s2["step"])
     weights = export(tmp_path / "run" / "best.pt", tmp_path / "models", data_dir=tmp_path / "data")
     assert weights.stat().st_size < 60e6 and (tmp_path / "models" / f"detector_{DEFAULT_ARCH}.md").exists()
     load_detector(weights, DEFAULT_ARCH)
+
+
+def _stop_a_run_with_sigterm(base: list[str], run: Path, step_before: int) -> None:
+    """A run told to train for an hour, killed with SIGTERM once it steps: it stops and saves where it was."""
+    import subprocess
+    import sys
+    import time
+
+    log = run / "train.log"
+    lines_before = len(log.read_text().splitlines())
+    proc = subprocess.Popen([sys.executable, "-m", "ocrapp.training.detector.train", *base, "--minutes", "60"],
+                            cwd=REPO)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and " loss " not in "".join(log.read_text().splitlines()[lines_before:]):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+    assert "stopped" in log.read_text().splitlines()[-1]
+    assert torch.load(run / "last.pt", weights_only=False)["state"]["step"] > step_before
 
 
 @pytest.mark.slow

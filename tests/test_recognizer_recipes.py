@@ -11,7 +11,7 @@ import pytest
 from ocrapp.recognition.charset import DOCUMENT_CHARSET
 from ocrapp.recognition.weights import load_recognizer
 from ocrapp.training.data.shards import ShardStream, list_shards
-from ocrapp.training.data.synth_words import build_cache
+from ocrapp.training.data.synth_words import PROFILES, WordRenderer, build_cache
 from ocrapp.training.recognizer.gpu_recipe import run
 
 
@@ -28,6 +28,17 @@ def test_synth_cache_shards_are_complete_and_in_charset(tmp_path: Path) -> None:
     # a batch mixes label lengths: one-length batches let BatchNorm's batch statistics leak the length
     assert max(map(len, labels)) - min(map(len, labels)) > 6
     assert images.std() > 10  # something was drawn
+
+
+def test_receipts_profile_draws_upper_case_fields() -> None:
+    renderer = WordRenderer(PROFILES["receipts"], seed=4)
+    labels = [renderer.sample()[1] for _ in range(300)]
+    upper = [t for t in labels if any(c.isalpha() for c in t) and t == t.upper()]
+    fields = [t for t in labels if ":" in t and any(c.isdigit() for c in t.split(":")[-1])]
+    assert len(upper) > 0.5 * len(labels) and len(fields) > 0.15 * len(labels)
+    general = WordRenderer(PROFILES["general"], seed=4)
+    general_labels = [general.sample()[1] for _ in range(300)]
+    assert sum(t == t.upper() and any(c.isalpha() for c in t) for t in general_labels) < 0.35 * len(labels)
 
 
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:

@@ -29,6 +29,8 @@ class TextSampler:
     vocab_size: int = 40000
     max_length: int = 25
     charset: str | None = None
+    upper_share: float = 0.0  # extra share of texts upper-cased whole (receipts, form labels, headings)
+    field_share: float = 0.0  # share of "LABEL: value" texts (forms, receipts)
     _langs: list[str] = field(init=False)
     _weights: list[float] = field(init=False)
 
@@ -112,27 +114,38 @@ class TextSampler:
     def phrase(self) -> str:
         return " ".join(self._cased(self.word()) if i == 0 else self.word() for i in range(self.rng.randint(2, 3)))
 
+    def field(self) -> str:
+        label = " ".join(self.word() for _ in range(self.rng.choice([1, 1, 2])))
+        value = self.rng.choice([self.number, self.date, self.price, self.code])()
+        return self._cased(label) + self.rng.choice([":", " :", ".:", ""]) + self.rng.choice([" ", " ", ""]) + value
+
     def sample(self) -> str:
         for _ in range(20):
-            r = self.rng.random()
-            if r < 0.62:
-                text = self._punctuated(self._cased(self.word()))
-            elif r < 0.72:
-                text = self.number()
-            elif r < 0.77:
-                text = self.date()
-            elif r < 0.82:
-                text = self.price()
-            elif r < 0.87:
-                text = self.code()
-            elif r < 0.89:
-                text = self.email()
-            elif r < 0.91:
-                text = self.url()
-            elif r < 0.93:
-                text = self.rng.choice(string.punctuation.replace("_", "") + "€£¥°§±×«»–—‘’“”…") * self.rng.choice([1, 1, 1, 2, 3])
-            else:
-                text = self.phrase()
+            text = self._draw()
+            if self.upper_share and self.rng.random() < self.upper_share:  # no draw at 0: streams stay as they were
+                text = text.upper()
             if 0 < len(text) <= self.max_length and (self.charset is None or all(c in self.charset for c in text)):
                 return text
         return self.word()[: self.max_length]
+
+    def _draw(self) -> str:
+        if self.field_share and self.rng.random() < self.field_share:
+            return self.field()
+        r = self.rng.random()
+        if r < 0.62:
+            return self._punctuated(self._cased(self.word()))
+        if r < 0.72:
+            return self.number()
+        if r < 0.77:
+            return self.date()
+        if r < 0.82:
+            return self.price()
+        if r < 0.87:
+            return self.code()
+        if r < 0.89:
+            return self.email()
+        if r < 0.91:
+            return self.url()
+        if r < 0.93:
+            return self.rng.choice(string.punctuation.replace("_", "") + "€£¥°§±×«»–—‘’“”…") * self.rng.choice([1, 1, 1, 2, 3])
+        return self.phrase()

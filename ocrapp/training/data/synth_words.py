@@ -1,6 +1,6 @@
 """Synthetic word images: fonts x corpus x degradations that cover scans, faxes and phone photos.
 
-Command: ``python -m ocrapp.training.data.synth_words --out DIR --count N --workers 2``
+Command: ``python -m ocrapp.training.data.synth_words --out DIR --count N --workers 2 [--profile receipts]``
 writes shards (see shards.py) of images already resized to the recognizer's input size.
 """
 
@@ -35,6 +35,17 @@ class RenderConfig:
     vocab_size: int = 40000
     held_out_fonts: bool = False  # True renders only the held-out families (for tests/evaluation)
     degrade: bool = True
+    upper_share: float = 0.0  # see TextSampler
+    field_share: float = 0.0
+    dot_matrix_share: float = 0.04  # receipts and old printers
+
+
+# Named text and print mixes: "receipts" covers what the general mix has little of (all-caps lines, "LABEL: value"
+# fields, dot-matrix and thermal print), added to training as a share of its own.
+PROFILES = {
+    "general": RenderConfig(),
+    "receipts": RenderConfig(upper_share=0.6, field_share=0.3, dot_matrix_share=0.12),
+}
 
 
 class WordRenderer:
@@ -46,7 +57,8 @@ class WordRenderer:
         if not self.fonts:
             raise RuntimeError("no usable fonts under /usr/share/fonts (install fonts-liberation, fonts-dejavu ...)")
         self.sampler = TextSampler(self.rng, vocab_size=cfg.vocab_size, max_length=cfg.max_length,
-                                   charset=DOCUMENT_CHARSET)
+                                   charset=DOCUMENT_CHARSET, upper_share=cfg.upper_share,
+                                   field_share=cfg.field_share)
         self._font_cache: dict[tuple[Path, int], ImageFont.FreeTypeFont] = {}
 
     def _font(self, face: FontFace, size: int) -> ImageFont.FreeTypeFont:
@@ -95,7 +107,7 @@ class WordRenderer:
             draw.line([(0, y), (canvas.width, y)], fill=ink, width=self.rng.randint(1, 2))
         draw.text((margin - x0, margin), text, font=font, fill=ink)
         image = np.asarray(canvas)
-        if self.cfg.degrade and self.rng.random() < 0.04:  # receipts and old printers
+        if self.cfg.degrade and self.rng.random() < self.cfg.dot_matrix_share:
             image = dot_matrix(image, ascent + descent, self.rng)
         if self.cfg.degrade:
             image = self._geometric(image, paper)
@@ -226,8 +238,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="general", help="text and print mix")
     args = parser.parse_args()
-    build_cache(args.out, args.count, args.workers, args.shard_size, args.seed)
+    build_cache(args.out, args.count, args.workers, args.shard_size, args.seed, PROFILES[args.profile])
 
 
 if __name__ == "__main__":

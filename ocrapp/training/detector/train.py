@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -134,9 +135,12 @@ def train(args: argparse.Namespace) -> dict:
             _atomic_save(ck, out / "best.pt")
         _atomic_save(ck, last)
 
+    # SIGTERM (kill, a session ending) stops after the current step and still saves last.pt.
+    stop = {"requested": False}
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     t_log = time.monotonic()
     for imgs, targets in loader:
-        if state["elapsed_s"] >= budget_s:
+        if state["elapsed_s"] >= budget_s or stop["requested"]:
             break
         if sum(len(q) for q in targets) == 0:
             continue  # docTR's DB loss is undefined for a batch without any word (UnboundLocalError)
@@ -168,8 +172,9 @@ def train(args: argparse.Namespace) -> dict:
         if time.monotonic() - last_ckpt > args.ckpt_minutes * 60:
             checkpoint(do_val=time.monotonic() - last_val > args.val_minutes * 60)
             last_ckpt = time.monotonic()
-    checkpoint(do_val=True)
-    say(f"done: step {state['step']}, best hmean {state['best_hmean']}")
+    signal.signal(signal.SIGTERM, previous_handler)
+    checkpoint(do_val=not stop["requested"])
+    say(f"{'stopped' if stop['requested'] else 'done'}: step {state['step']}, best hmean {state['best_hmean']}")
     log.close()
     return state
 
