@@ -7,7 +7,9 @@
 * AdamW (fused on CPU / CUDA), warm-up then cosine decay over the ``--minutes`` budget (measured training time,
   carried across resumes), gradient clipping; CUDA runs under autocast (bf16);
 * every ``--ckpt-minutes``: ``last.pt`` (model, optimiser, counters) and, when validation improves, ``best.pt``;
-  validation = detection hmean at IoU 0.5 on held-out cache pages (ids divisible by 50), predictor at infer size.
+  validation = detection hmean at IoU 0.5 on held-out cache pages (ids divisible by 50), predictor at infer size,
+  DB postprocessing of ``--postprocess`` (a tune JSON; default docTR's). Another validation set or postprocessing
+  starts a new best record: scores of different settings do not compare.
 * a second run with the same ``--out`` resumes from ``last.pt``.
 """
 
@@ -20,14 +22,16 @@ import math
 import os
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ocrapp.detection.model import DEFAULT_ARCH, build_detector
+from ocrapp.detection.model import DEFAULT_ARCH, PostprocessConfig, build_detector
 from ocrapp.detection.predictor import DEFAULT_MEAN, DEFAULT_STD, DetectionPredictor
 from ocrapp.detection.metrics import DetCounts, match_counts
+from ocrapp.detection.tune import load_tuned
 from ocrapp.training.data.pages import load_item
 from ocrapp.training.detector.data import CropStream, collate, list_items
 
@@ -38,10 +42,12 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def validate(model, val_items: list[Path], infer_size: int, device) -> dict:
+def validate(model, val_items: list[Path], infer_size: int, device,
+             postprocess: PostprocessConfig = PostprocessConfig()) -> dict:
     """Detection recall/precision/hmean on held-out cache pages."""
     was_training = model.training
     pred = DetectionPredictor(model, input_size=infer_size, batch_size=1, device=device)
+    postprocess.apply(pred.postprocessor)
     total = DetCounts()
     for path in val_items:
         img, quads, _ = load_item(path)
@@ -90,6 +96,11 @@ def train(args: argparse.Namespace) -> dict:
     else:
         val_items = list_items(Path(args.data), "val")[: args.val_pages]
         val_file.write_text(json.dumps([str(p) for p in val_items]))
+    postprocess = load_tuned(args.postprocess) or PostprocessConfig()
+    # The best score only compares like with like: another validation set or postprocessing starts a new record.
+    val_signature = json.dumps([[str(p) for p in val_items], asdict(postprocess)])
+    if state.get("val_signature") != val_signature:
+        state["val_signature"], state["best_hmean"] = val_signature, -1.0
     say(f"arch={args.arch} device={device} threads={args.threads} crop={args.crop} batch={args.batch} "
         f"lr={args.lr} budget={args.minutes} min; {len(list_items(Path(args.data)))} train pages now, "
         f"{len(val_items)} val pages")
@@ -117,8 +128,10 @@ def train(args: argparse.Namespace) -> dict:
         if do_val and len(val_items) < args.val_pages:  # the cache was still filling up at start
             val_items[:] = list_items(Path(args.data), "val")[: args.val_pages]
             val_file.write_text(json.dumps([str(p) for p in val_items]))
+            state["val_signature"] = json.dumps([[str(p) for p in val_items], asdict(postprocess)])
+            state["best_hmean"] = -1.0
         if do_val and val_items:
-            metrics = validate(model, val_items, args.infer_size, device)
+            metrics = validate(model, val_items, args.infer_size, device, postprocess)
             last_val = time.monotonic()
             state["history"].append({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 1),
                                      "pages_seen": state["pages_seen"], **metrics})
@@ -196,6 +209,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--loader-workers", type=int, default=0)
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--val-minutes", type=float, default=15.0)
+    ap.add_argument("--postprocess", type=Path, default=None,
+                    help="validate with the DB postprocessing of this tune JSON (default: docTR's)")
     ap.add_argument("--val-pages", type=int, default=10)
     ap.add_argument("--log-seconds", type=float, default=60.0)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
