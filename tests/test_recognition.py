@@ -276,6 +276,8 @@ def test_output_branch_choice_and_its_round_trip(tmp_path: Path) -> None:
         assert torch.equal(confident[i], visual[i] if conf_v[i] > conf_c[i] else cross[i])
     with pytest.raises(ValueError, match="branch"):
         model(x, branch="both")
+    with pytest.raises(ValueError, match="cross_decoding"):
+        model(x, cross_decoding="beam")
     # the shipped file carries its branch; the predictor can override it
     model.cfg = dataclasses.replace(model.cfg, output_branch="visual")
     save_recognizer(model, tmp_path / "rec.safetensors")

@@ -8,7 +8,7 @@ import pytest
 
 from ocrapp.bench.metrics import one_minus_ned
 from ocrapp.models_registry import default_recognizer_path
-from ocrapp.recognition.predictor import Recognizer
+from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 from ocrapp.training.data.corpus import word_list
 from ocrapp.training.data.fonts import discover_fonts
 from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
@@ -33,13 +33,14 @@ def held_out_words(count: int = 120) -> list[str]:
 
 
 @pytest.mark.skipif(not default_recognizer_path().exists(), reason="no embedded recognizer in models/ yet")
-def test_shipped_recognizer_reads_unseen_words_in_unseen_fonts() -> None:
+@pytest.mark.parametrize("cross_decoding", ["ar", "fast"])
+def test_shipped_recognizer_reads_unseen_words_in_unseen_fonts(cross_decoding: str) -> None:
     fonts = discover_fonts(held_out=True)
     assert fonts, "held-out font families are not installed (fonts-crosextra-caladea, fonts-urw-base35)"
     renderer = WordRenderer(RenderConfig(degrade=False), seed=5)
     words = held_out_words()
     crops = [renderer.render(w, fonts[i % len(fonts)]) for i, w in enumerate(words)]
-    recognizer = Recognizer.from_pretrained(device="cpu")
+    recognizer = Recognizer.from_pretrained(device="cpu", cfg=RecognizerConfig(cross_decoding=cross_decoding))
     readings = [text for text, _ in recognizer.read(crops)]
     exact = sum(r == w for r, w in zip(readings, words)) / len(words)
     similarity = sum(one_minus_ned(r, w) for r, w in zip(readings, words)) / len(words)

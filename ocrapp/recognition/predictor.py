@@ -27,6 +27,8 @@ class RecognizerConfig:
     # Which decoder's reading is returned: "cross" (CLIP4STR's final output), "visual", or "confident" (per crop
     # the more confident of the two); None = the weights' own choice (Clip4StrConfig.output_branch).
     branch: str | None = None
+    # "ar": the cross-modal decoder decodes autoregressively; "fast": one pass on the visual reading (see Clip4Str).
+    cross_decoding: str = "ar"
     # How crops too wide for one read (lines, long words) are cut into pieces (see long_crops).
     split: SplitConfig = SplitConfig()
 
@@ -115,7 +117,8 @@ class Recognizer:
     def _read_batch(self, batch: np.ndarray) -> list[tuple[str, float]]:
         x = images_to_tensor(batch, self.model.cfg, self.device)
         with accel.autocast(self.device):
-            logits = self.model(x, refine_iters=self.cfg.refine_iters, branch=self.cfg.branch)
+            logits = self.model(x, refine_iters=self.cfg.refine_iters, branch=self.cfg.branch,
+                                cross_decoding=self.cfg.cross_decoding)
         # one device->host copy per batch; per-crop products on the host then need no further syncs
         probs = logits.float().softmax(-1).cpu()
         texts, char_probs = self.model.tokenizer.decode(probs)

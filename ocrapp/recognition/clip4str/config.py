@@ -10,6 +10,7 @@ from ocrapp.recognition.charset import ASCII_PRINTABLE, DOCUMENT_CHARSET
 
 # The readings inference can return (see Clip4Str.forward).
 OUTPUT_BRANCHES = ("cross", "visual", "confident")
+CROSS_DECODINGS = ("ar", "fast")  # see Clip4Str.forward
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from torch import Tensor, nn
 
 from ocrapp.recognition.charset import CharTokenizer
-from ocrapp.recognition.clip4str.config import OUTPUT_BRANCHES, Clip4StrConfig
+from ocrapp.recognition.clip4str.config import CROSS_DECODINGS, OUTPUT_BRANCHES, Clip4StrConfig
 from ocrapp.recognition.clip4str.modules import Decoder, IncrementalDecoding
 
 
@@ -173,15 +173,19 @@ class Clip4Str(nn.Module):
         return max_p.masked_fill(after_eos, 1.0).log().sum(-1).exp()
 
     def forward(self, images: Tensor, max_length: int | None = None, refine_iters: int = 1,
-                branch: str | None = None) -> Tensor:
+                branch: str | None = None, cross_decoding: str = "ar") -> Tensor:
         """Inference: logits (B, T, num_classes).
 
         ``branch``: "cross" = the cross-modal decoder's prediction (the paper's output), "visual" = the visual
         decoder's, "confident" = per crop whichever of the two is more confident (useful while the cross-modal
-        branch, trained on the visual branch's guesses, is still behind it); None = ``cfg.output_branch``."""
+        branch, trained on the visual branch's guesses, is still behind it); None = ``cfg.output_branch``.
+        ``cross_decoding``: "ar" = the cross-modal decoder decodes autoregressively, then refines; "fast" = one
+        cloze pass with the visual branch's reading as context (CLIP4STR's ``cross_fast_decode``)."""
         branch = branch or self.cfg.output_branch
         if branch not in OUTPUT_BRANCHES:
             raise ValueError(f"unknown branch {branch!r}")
+        if cross_decoding not in CROSS_DECODINGS:
+            raise ValueError(f"unknown cross_decoding {cross_decoding!r}")
         max_length = self.cfg.max_label_length if max_length is None else min(max_length, self.cfg.max_label_length)
         num_steps = max_length + 1
         memory = self.encode_image(images)
@@ -191,9 +195,12 @@ class Clip4Str(nn.Module):
         if branch == "visual":
             return visual
         cross_mem = self.cross_memory(memory, visual)
-        cross = self._ar_decode(self.cross_decoder, cross_mem, visual.shape[1], stop_early=False)
-        for _ in range(refine_iters):
-            cross = self._refine(self.cross_decoder, cross_mem, cross)
+        if cross_decoding == "fast":
+            cross = self._refine(self.cross_decoder, cross_mem, visual)
+        else:
+            cross = self._ar_decode(self.cross_decoder, cross_mem, visual.shape[1], stop_early=False)
+            for _ in range(refine_iters):
+                cross = self._refine(self.cross_decoder, cross_mem, cross)
         if branch == "cross":
             return cross
         take_visual = self.sequence_confidence(visual) > self.sequence_confidence(cross)
