@@ -242,6 +242,22 @@ def test_short_crop_is_one_piece() -> None:
     assert len(pieces) == 1 and pieces[0] is crop
 
 
+def test_a_few_words_cut_apart_are_also_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    letters = [(2 + 9 * i, 8 + 9 * i) for i in range(6)] + [(2 + 9 * i + 3, 8 + 9 * i + 3) for i in range(6, 12)]
+    crop = _ink_blocks(20, letters, 120)  # 6 heights wide with one sure space: two pieces
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"))
+
+    def fake_reads(whole_conf: float):
+        def read_pieces(pieces):  # pieces read "ab" at 0.9 each; the whole crop "abab" at whole_conf
+            return [("abab", whole_conf) if p.shape[1] == crop.shape[1] else ("ab", 0.9) for p in pieces]
+        return read_pieces
+
+    monkeypatch.setattr(rec, "_read_pieces", fake_reads(0.5))
+    assert rec.read([crop]) == [("ab ab", pytest.approx(0.81))]
+    monkeypatch.setattr(rec, "_read_pieces", fake_reads(0.95))
+    assert rec.read([crop]) == [("abab", 0.95)]
+
+
 def test_recognizer_keeps_input_order(tmp_path: Path) -> None:
     model = Clip4Str(TINY)
     rec = Recognizer(model, torch.device("cpu"))

@@ -68,18 +68,27 @@ class Recognizer:
         pieces: list[np.ndarray] = []
         owners: list[int] = []
         joins: list[list[str]] = []
+        # A crop of a few words that was cut is read whole as well, and the more confident reading wins: a wide
+        # letter gap (typewriter "l i", digit "1") can pass for a space, and the model sees the difference.
+        also_whole: list[int] = []
         for i, crop in enumerate(crops):
             crop_pieces, crop_joins = split_long_crop(crop, self.cfg.split)
             pieces += crop_pieces
             owners += [i] * len(crop_pieces)
             joins.append(crop_joins)
-        results = self._read_pieces(pieces)
+            if len(crop_pieces) > 1 and crop.shape[1] <= self.cfg.split.max_aspect * crop.shape[0]:
+                also_whole.append(i)
+        results = self._read_pieces(pieces + [crops[i] for i in also_whole])
         texts: list[list[str]] = [[] for _ in crops]
         confs = [1.0] * len(crops)
         for owner, (text, conf) in zip(owners, results):
             texts[owner].append(text)
             confs[owner] *= conf
-        return [(join_reads(t, j), c if t else 0.0) for t, j, c in zip(texts, joins, confs)]
+        out = [(join_reads(t, j), c if t else 0.0) for t, j, c in zip(texts, joins, confs)]
+        for i, whole in zip(also_whole, results[len(pieces):]):
+            if whole[1] > out[i][1]:
+                out[i] = whole
+        return out
 
     def _read_pieces(self, pieces: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         h, w = self.input_size
