@@ -258,6 +258,20 @@ def test_a_few_words_cut_apart_are_also_read_whole(monkeypatch: pytest.MonkeyPat
     assert rec.read([crop]) == [("abab", 0.95)]
 
 
+def test_a_tall_crop_is_also_read_turned(monkeypatch: pytest.MonkeyPatch) -> None:
+    crop = _ink_blocks(100, [(5, 15)], 20)  # 5 times taller than wide: vertical text?
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"))
+    seen: list[tuple[int, int]] = []
+
+    def read_pieces(pieces):
+        seen.extend(p.shape[:2] for p in pieces)
+        return [("12345", 0.9) if p.shape[1] > p.shape[0] else ("1", 0.2) for p in pieces]
+
+    monkeypatch.setattr(rec, "_read_pieces", read_pieces)
+    assert rec.read([crop]) == [("12345", 0.9)]
+    assert seen == [(100, 20), (20, 100), (20, 100)]  # upright, then a quarter turn each way
+
+
 def test_recognizer_keeps_input_order(tmp_path: Path) -> None:
     model = Clip4Str(TINY)
     rec = Recognizer(model, torch.device("cpu"))

@@ -29,6 +29,9 @@ class RecognizerConfig:
     branch: str | None = None
     # "ar": the cross-modal decoder decodes autoregressively; "fast": one pass on the visual reading (see Clip4Str).
     cross_decoding: str = "ar"
+    # A crop narrower than this many heights is also read turned +-90 degrees (vertical text; single characters
+    # are rarely this narrow with the crop's margin).
+    vertical_aspect: float = 0.4
     # How crops too wide for one read (lines, long words) are cut into pieces (see long_crops).
     split: SplitConfig = SplitConfig()
 
@@ -68,27 +71,35 @@ class Recognizer:
         pieces: list[np.ndarray] = []
         owners: list[int] = []
         joins: list[list[str]] = []
-        # A crop of a few words that was cut is read whole as well, and the more confident reading wins: a wide
-        # letter gap (typewriter "l i", digit "1") can pass for a space, and the model sees the difference.
-        also_whole: list[int] = []
+        alternatives: list[tuple[int, np.ndarray]] = []  # other readings of a crop; the most confident one wins
         for i, crop in enumerate(crops):
             crop_pieces, crop_joins = split_long_crop(crop, self.cfg.split)
             pieces += crop_pieces
             owners += [i] * len(crop_pieces)
             joins.append(crop_joins)
-            if len(crop_pieces) > 1 and crop.shape[1] <= self.cfg.split.max_aspect * crop.shape[0]:
-                also_whole.append(i)
-        results = self._read_pieces(pieces + [crops[i] for i in also_whole])
+            alternatives += [(i, alt) for alt in self._alternatives(crop, len(crop_pieces))]
+        results = self._read_pieces(pieces + [alt for _, alt in alternatives])
         texts: list[list[str]] = [[] for _ in crops]
         confs = [1.0] * len(crops)
         for owner, (text, conf) in zip(owners, results):
             texts[owner].append(text)
             confs[owner] *= conf
         out = [(join_reads(t, j), c if t else 0.0) for t, j, c in zip(texts, joins, confs)]
-        for i, whole in zip(also_whole, results[len(pieces):]):
-            if whole[1] > out[i][1]:
-                out[i] = whole
+        for (i, _), reading in zip(alternatives, results[len(pieces):]):
+            if reading[1] > out[i][1]:
+                out[i] = reading
         return out
+
+    def _alternatives(self, crop: np.ndarray, num_pieces: int) -> list[np.ndarray]:
+        """A crop of a few words that was cut is also read whole: a wide letter gap (typewriter "l i", a digit
+        "1") can pass for a space, and the model sees the difference. A crop much taller than wide may hold
+        vertical text: it is also read turned a quarter both ways."""
+        h, w = crop.shape[:2]
+        if num_pieces > 1 and w <= self.cfg.split.max_aspect * h:
+            return [crop]
+        if w < self.cfg.vertical_aspect * h:
+            return [np.ascontiguousarray(np.rot90(crop, k)) for k in (1, -1)]
+        return []
 
     def _read_pieces(self, pieces: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         h, w = self.input_size
