@@ -173,8 +173,9 @@ def bench_recognizer(recognizer, crops: list[np.ndarray], batches: list[int], cl
         if time.time() > deadline:
             rows.append({"batch": batch, "skipped": "time budget"})
             continue
-        # a fixed batch: growth and splitting off, so the number is for exactly this batch size
-        recognizer.cfg = RecognizerConfig(batch_size=batch, max_batch_size=batch, split=SplitConfig(cut_aspect=1e9))
+        # a fixed batch: growth, splitting and second readings off, so the number is for exactly this batch size
+        recognizer.cfg = RecognizerConfig(batch_size=batch, max_batch_size=batch, split=SplitConfig(cut_aspect=1e9),
+                                          vertical_aspect=0.0)
         recognizer._batch_size = batch
         items = (crops * (batch // len(crops) + 1))[:batch]
         reset_peak(clock.device)

@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +33,7 @@ from ocrapp.detection.metrics import DetCounts, match_counts
 from ocrapp.detection.tune import load_tuned
 from ocrapp.training.data.pages import load_item
 from ocrapp.training.detector.data import CropStream, collate, list_items
+from ocrapp.training.stop import SigtermStop
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -97,10 +97,14 @@ def train(args: argparse.Namespace) -> dict:
         val_items = list_items(Path(args.data), "val")[: args.val_pages]
         val_file.write_text(json.dumps([str(p) for p in val_items]))
     postprocess = load_tuned(args.postprocess) or PostprocessConfig()
-    # The best score only compares like with like: another validation set or postprocessing starts a new record.
-    val_signature = json.dumps([[str(p) for p in val_items], asdict(postprocess)])
-    if state.get("val_signature") != val_signature:
-        state["val_signature"], state["best_hmean"] = val_signature, -1.0
+
+    def renew_record_if_validation_changed() -> None:
+        """The best score only compares like with like: another validation set or postprocessing starts anew."""
+        signature = json.dumps([[str(p) for p in val_items], asdict(postprocess)])
+        if state.get("val_signature") != signature:
+            state["val_signature"], state["best_hmean"] = signature, -1.0
+
+    renew_record_if_validation_changed()
     say(f"arch={args.arch} device={device} threads={args.threads} crop={args.crop} batch={args.batch} "
         f"lr={args.lr} budget={args.minutes} min; {len(list_items(Path(args.data)))} train pages now, "
         f"{len(val_items)} val pages")
@@ -128,8 +132,7 @@ def train(args: argparse.Namespace) -> dict:
         if do_val and len(val_items) < args.val_pages:  # the cache was still filling up at start
             val_items[:] = list_items(Path(args.data), "val")[: args.val_pages]
             val_file.write_text(json.dumps([str(p) for p in val_items]))
-            state["val_signature"] = json.dumps([[str(p) for p in val_items], asdict(postprocess)])
-            state["best_hmean"] = -1.0
+            renew_record_if_validation_changed()
         if do_val and val_items:
             metrics = validate(model, val_items, args.infer_size, device, postprocess)
             last_val = time.monotonic()
@@ -148,12 +151,10 @@ def train(args: argparse.Namespace) -> dict:
             _atomic_save(ck, out / "best.pt")
         _atomic_save(ck, last)
 
-    # SIGTERM (kill, a session ending) stops after the current step and still saves last.pt.
-    stop = {"requested": False}
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    stop = SigtermStop()  # stops after the current step and still saves last.pt
     t_log = time.monotonic()
     for imgs, targets in loader:
-        if state["elapsed_s"] >= budget_s or stop["requested"]:
+        if state["elapsed_s"] >= budget_s or stop.requested:
             break
         if sum(len(q) for q in targets) == 0:
             continue  # docTR's DB loss is undefined for a batch without any word (UnboundLocalError)
@@ -185,9 +186,9 @@ def train(args: argparse.Namespace) -> dict:
         if time.monotonic() - last_ckpt > args.ckpt_minutes * 60:
             checkpoint(do_val=time.monotonic() - last_val > args.val_minutes * 60)
             last_ckpt = time.monotonic()
-    signal.signal(signal.SIGTERM, previous_handler)
-    checkpoint(do_val=not stop["requested"])
-    say(f"{'stopped' if stop['requested'] else 'done'}: step {state['step']}, best hmean {state['best_hmean']}")
+    checkpoint(do_val=not stop.requested)
+    stop.release()
+    say(f"{'stopped' if stop.requested else 'done'}: step {state['step']}, best hmean {state['best_hmean']}")
     log.close()
     return state
 

@@ -29,6 +29,7 @@ from ocrapp.recognition.preprocess import images_to_tensor
 from ocrapp.recognition.weights import load_recognizer
 from ocrapp.training.data.shards import ShardStream, list_shards, load_shard
 from ocrapp.training.recognizer.system import PermutationSampler, PsmConfig, parameter_groups, psm_loss
+from ocrapp.training.stop import SigtermStop
 
 
 @dataclass
@@ -239,9 +240,7 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
     cpu_before = history[-1]["cpu_hours"] if history else 0.0
     budget = cfg.minutes * 60
     log_loss, log_n = 0.0, 0
-    stop = {"requested": False}
-    # SIGTERM (kill, a session ending) stops after the current step and still saves (last.pt or annealed.pt).
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    stop = SigtermStop()  # stops after the current step and still saves (last.pt or annealed.pt)
     anneal: Anneal | None = None
     first_step = step
 
@@ -261,7 +260,7 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
         running = time.time() - t_start
         to_anneal = cfg.anneal_minutes > 0 and anneal is None and running >= budget - cfg.anneal_minutes * 60
         # one all-reduce per step decides both, so that the workers stop and start annealing at the same step
-        done, to_anneal = sync.any(running >= budget or stop["requested"], to_anneal)
+        done, to_anneal = sync.any(running >= budget or stop.requested, to_anneal)
         if done:
             break
         if to_anneal:
