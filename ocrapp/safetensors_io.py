@@ -2,6 +2,8 @@
 
 Sharded form: ``<stem>-0000k-of-0000n.safetensors`` beside ``<name>.safetensors.index.json`` (the Hugging Face
 layout: {"metadata": {...}, "weight_map": {tensor: shard}}). Readers accept the weight path, or its index.
+A tensor larger than a shard (the CLIP text tower's token embedding: 49408 x 192 fp16 = 19 MB) is stored as row
+blocks ``<name>.__part000`` ... in several shards; the index lists it under "split_tensors" and readers join it.
 """
 
 from __future__ import annotations
@@ -25,14 +27,44 @@ def fp16_state(module: nn.Module) -> dict[str, torch.Tensor]:
             for k, v in module.state_dict().items()}
 
 
+_PART = ".__part"
+
+
+def _row_blocks(state: dict[str, torch.Tensor], budget: int) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """``state`` with every tensor larger than ``budget`` bytes cut into row blocks that fit (and their counts)."""
+    out: dict[str, torch.Tensor] = {}
+    split: dict[str, int] = {}
+    for key, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if nbytes <= budget:
+            out[key] = tensor
+            continue
+        row_bytes = nbytes // max(1, tensor.shape[0]) if tensor.dim() else nbytes
+        rows = budget // row_bytes if tensor.dim() else 0
+        if rows < 1:
+            raise ValueError(f"tensor {key}: one row ({row_bytes} bytes) does not fit a shard of {budget} bytes")
+        blocks = torch.split(tensor, int(rows))
+        split[key] = len(blocks)
+        out.update({f"{key}{_PART}{i:03d}": block.contiguous() for i, block in enumerate(blocks)})
+    return out, split
+
+
+def _join_row_blocks(state: dict[str, torch.Tensor], split: dict[str, int], what: str) -> dict[str, torch.Tensor]:
+    for key, count in split.items():
+        names = [f"{key}{_PART}{i:03d}" for i in range(count)]
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise ModelError(f"{what}: blocks of {key} missing from the shards: {', '.join(missing)}")
+        state[key] = torch.cat([state.pop(n) for n in names])
+    return state
+
+
 def _split(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
     budget = max_bytes - _HEADER_ROOM
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for key, tensor in state.items():
         nbytes = tensor.numel() * tensor.element_size()
-        if nbytes > budget:
-            raise ValueError(f"tensor {key} ({nbytes} bytes) does not fit a {max_bytes}-byte shard")
         if size + nbytes > budget and shards[-1]:
             shards.append({})
             size = 0
@@ -57,7 +89,8 @@ def write_safetensors(state: dict[str, torch.Tensor], out: Path, metadata: dict[
     if not max_shard_bytes or total <= max_shard_bytes - _HEADER_ROOM:
         _save_atomic(state, out, metadata)
         return [out]
-    shards = _split(state, max_shard_bytes)
+    blocks, split = _row_blocks(state, max_shard_bytes - _HEADER_ROOM)
+    shards = _split(blocks, max_shard_bytes)
     stem = out.name.removesuffix(".safetensors")
     written, weight_map = [], {}
     for i, shard in enumerate(shards, 1):
@@ -66,7 +99,8 @@ def write_safetensors(state: dict[str, torch.Tensor], out: Path, metadata: dict[
         written.append(out.parent / name)
         weight_map.update({k: name for k in shard})
     index = out.with_name(out.name + ".index.json")
-    index.write_text(json.dumps({"metadata": metadata, "weight_map": weight_map}, indent=1))
+    layout = {"metadata": metadata, "weight_map": weight_map} | ({"split_tensors": split} if split else {})
+    index.write_text(json.dumps(layout, indent=1))
     return written + [index]
 
 
@@ -84,6 +118,7 @@ def _read_index(index: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[s
     try:
         data = json.loads(index.read_text())
         shards = sorted(set(data["weight_map"].values()))
+        split = {str(k): int(v) for k, v in (data.get("split_tensors") or {}).items()}
     except Exception as exc:
         raise ModelError(f"cannot read {what} shard index {index}: {exc}") from exc
     state: dict[str, torch.Tensor] = {}
@@ -92,7 +127,7 @@ def _read_index(index: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[s
         if not path.is_file():
             raise ModelError(f"{what} shard not found: {path} (listed in {index})")
         state.update(_read_file(path, what)[0])
-    return state, dict(data.get("metadata") or {})
+    return _join_row_blocks(state, split, what), dict(data.get("metadata") or {})
 
 
 def read_safetensors(path: Path, what: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, str]]:

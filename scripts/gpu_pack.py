@@ -31,6 +31,7 @@ OUT = REPO / ".gpu"
 PURE = ["open_clip_torch", "ftfy", "wcwidth", "python-doctr", "anyascii", "langdetect", "validators", "fpdf2",
         "defusedxml", "pypdf", "pdf2image", "reportlab", "wordfreq", "langcodes", "locate", "Faker", "pypdfium2"]
 BINARY = ["shapely", "pyclipper", "rapidfuzz"]  # pinned to this venv's versions
+DETECTOR_ONLY = ("Faker", "pypdf")  # the page engine's (ocrapp.training.data.synth_doc, real PDF pages)
 WORDFREQ_LANGS = ("en", "fr", "de", "es", "it", "pt")
 WORDFREQ_TOP = 60000  # > RenderConfig.vocab_size (40000)
 FONT_DIRS = ["truetype/crosextra", "opentype/urw-base35", "truetype/liberation", "truetype/dejavu"]  # + Noto
@@ -123,12 +124,18 @@ def _font_groups(root: Path) -> list[list[Path]]:
     return groups
 
 
+def _gz_size(files: list[Path]) -> int:
+    import gzip
+
+    return sum(len(gzip.compress(f.read_bytes(), compresslevel=6)) for f in files)
+
+
 def pack_fonts(path: Path, budget: float, root: Path = Path("/usr/share/fonts")) -> int:
-    """Whole family folders in FONT_DIRS order while their raw size fits ``budget`` bytes."""
+    """Whole family folders in FONT_DIRS order while their compressed size fits ``budget`` bytes."""
     files, used = 0, 0
     with tarfile.open(path, "w:gz") as tar:
         for group in _font_groups(root):
-            size = sum(f.stat().st_size for f in group)
+            size = _gz_size(group)
             if used + size > budget and files:
                 print(f"left out for size: {group[0].parent.name} ({size / 2**20:.1f} MiB)")
                 continue
@@ -178,6 +185,15 @@ def pack_poppler(path: Path) -> int:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=["any", "recognizer"], default="any",
+                    help="recognizer: leave out what only the detector's page engine needs (Faker, pypdf, "
+                         "poppler), so that more fonts fit beside the larger recognizer weights")
+    model = ap.parse_args().model
+    if model == "recognizer":
+        PURE[:] = [n for n in PURE if n not in DETECTOR_ONLY]
     OUT.mkdir(exist_ok=True)
     exclude = REPO / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +202,8 @@ def main() -> None:
             f.write("/.gpu/\n")
     n_site = pack_site(OUT / "site.tar.gz")
     wheels = download_wheels(OUT / "whl")
-    n_libs = pack_poppler(OUT / "poppler.tar.gz")
+    (OUT / "poppler.tar.gz").unlink(missing_ok=True)
+    n_libs = pack_poppler(OUT / "poppler.tar.gz") if model == "any" else 0
     (OUT / "fonts.tar.gz").unlink(missing_ok=True)
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
                             check=True).stdout.decode().split("\0")

@@ -13,7 +13,7 @@ mkdir -p "$OUT" "$SITE" "$FONTS" "$POPPLER"
 tar xzf .gpu/site.tar.gz -C "$SITE" || exit 3
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .gpu/whl/*.whl || exit 3
 tar xzf .gpu/fonts.tar.gz -C "$FONTS" || exit 3
-if ! command -v pdftotext >/dev/null; then
+if ! command -v pdftotext >/dev/null && [ -f .gpu/poppler.tar.gz ]; then  # left out by gpu_pack --model recognizer
   tar xzf .gpu/poppler.tar.gz -C "$POPPLER" && export PATH="$POPPLER/bin:$PATH"
 fi
 # a .pth file (not PYTHONPATH, which some recipes reset for their subprocesses) puts the carried packages and the

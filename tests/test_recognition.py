@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ocrapp.recognition.long_crops import (JOIN_OVERLAP, SplitConfig, blank_colu
 from ocrapp.recognition.predictor import Recognizer
 from ocrapp.recognition.preprocess import images_to_tensor
 from ocrapp.recognition.weights import load_clip_towers, load_official_clip4str, load_recognizer, save_recognizer
+from ocrapp.safetensors_io import fp16_state
 from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
 from ocrapp.training.recognizer.system import (
     PermutationSampler,
@@ -139,6 +141,13 @@ def test_weights_round_trip_and_clear_errors(tmp_path: Path) -> None:
     shards = save_recognizer(model, tmp_path / "sharded.safetensors", max_shard_bytes=7 * 2**20)
     assert len(shards) >= 3 and all(p.stat().st_size <= 7 * 2**20 for p in shards)  # shards + index
     assert load_recognizer(tmp_path / "sharded.safetensors").cfg == model.cfg
+    # shards smaller than the token embedding (49408 x 64 fp16 = 6.3 MB): it travels as row blocks, joined on load
+    small = save_recognizer(model, tmp_path / "small.safetensors", max_shard_bytes=4 * 2**20)
+    assert all(p.stat().st_size <= 4 * 2**20 for p in small)
+    index = json.loads((tmp_path / "small.safetensors.index.json").read_text())
+    assert index["split_tensors"] == {"clip_model.token_embedding.weight": 2}
+    joined = load_recognizer(tmp_path / "small.safetensors").state_dict()
+    assert all(torch.equal(v, joined[k]) for k, v in fp16_state(model).items())
     with pytest.raises(ModelError, match="not found.*missing.safetensors"):
         load_recognizer(tmp_path / "missing.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 100)

@@ -12,7 +12,7 @@ from ocrapp.recognition.charset import DOCUMENT_CHARSET
 from ocrapp.recognition.weights import load_recognizer
 from ocrapp.training.data.shards import ShardStream, list_shards
 from ocrapp.training.data.synth_words import PROFILES, WordRenderer, build_cache
-from ocrapp.training.recognizer.gpu_recipe import run
+from ocrapp.training.recognizer.gpu_recipe import DataMix, run
 
 
 def test_synth_cache_shards_are_complete_and_in_charset(tmp_path: Path) -> None:
@@ -42,11 +42,17 @@ def test_receipts_profile_draws_upper_case_fields() -> None:
 
 
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
-    report = run(out=tmp_path / "out", minutes=0.6, work=tmp_path / "work", workers=1, words=600, batch_size=16,
+    mix = DataMix(workers=2, receipt_workers=1, receipt_share=0.25, words=600)
+    report = run(out=tmp_path / "out", minutes=0.6, work=tmp_path / "work", mix=mix, batch_size=16,
                  config="clip4str-tiny", init=None)
     files = sorted((tmp_path / "out").glob("*.safetensors*"))
     assert files and all(f.stat().st_size <= 16 * 2**20 for f in files)
     assert report["steps"] > 0 and set(report["exact_accuracy"]) == {"val", "held_out_fonts"}
+    # one renderer per profile, both feeding the batches
+    assert report["data_weights"] == {"synth": 0.75, "synth_receipts": 0.25}
+    assert report["words_rendered"]["synth"] > 0 and report["words_rendered"]["synth_receipts"] > 0
+    receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in list_shards(tmp_path / "work" / "synth_receipts"))
+    assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)
     assert json.loads((tmp_path / "out" / "recognizer_report.json").read_text())["files"] == [f.name for f in files]
     model = load_recognizer(tmp_path / "out" / "recognizer_clip4str-s.safetensors")
     assert model.cfg.name == "clip4str-tiny"
@@ -134,3 +140,32 @@ def test_annealing_decays_the_rate_and_keeps_the_state_before_it(tmp_path: Path)
     train_data_parallel(cfg)  # the next run resumes the state from before the decay
     again = torch.load(tmp_path / "run" / "annealed.pt", map_location="cpu", weights_only=False)
     assert again["step"] > stable["step"] and [h["step"] for h in again["history"]] == [again["step"]]
+
+
+def test_average_of_two_recognizers_is_a_loadable_model(tmp_path: Path) -> None:
+    import torch
+
+    from ocrapp.errors import ModelError
+    from ocrapp.recognition.clip4str.config import CONFIGS
+    from ocrapp.recognition.clip4str.model import Clip4Str
+    from ocrapp.recognition.weights import save_recognizer
+    from ocrapp.safetensors_io import fp16_state, read_safetensors
+    from ocrapp.training.recognizer.average import average_states, main
+
+    torch.manual_seed(0)
+    a, b = Clip4Str(CONFIGS["clip4str-tiny"]), Clip4Str(CONFIGS["clip4str-tiny"])
+    save_recognizer(a, tmp_path / "a.safetensors")
+    save_recognizer(b, tmp_path / "b.safetensors")
+    out = main([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--share", "0.25",
+                "--out", str(tmp_path / "soup.safetensors")])
+    soup = load_recognizer(out)
+    key = "visual_decoder.head.weight"
+    sa, sb = fp16_state(a), fp16_state(b)
+    expected = (0.75 * sa[key].float() + 0.25 * sb[key].float()).half()
+    assert torch.equal(soup.state_dict()[key].half(), expected)
+    assert not torch.equal(sa[key], sb[key])  # the two differ, so the mean is a third model
+    assert "a.safetensors x 0.75" in read_safetensors(out)[1]["averaged_from"]
+    bad = dict(sb)
+    bad[key] = torch.zeros(3, 3, dtype=torch.float16)
+    with pytest.raises(ModelError, match=key):
+        average_states([sa, bad], [0.5, 0.5])
