@@ -13,7 +13,13 @@ no font files we can rely on, and maybe no poppler. This writes:
 * .gpu/poppler.tar.gz pdftotext/pdftoppm/pdfinfo of this machine with their libraries (used only where the device
                     has no poppler; the detector's page engine and ocrapp's PDF input call them);
 * .gpu/fonts.tar.gz Debian font families the data engines render with (Caladea and URW Bookman, the held-out
-                    families, included; Noto: Latin regular and bold only); freefont left out for size.
+                    families, included; Noto: Latin regular and bold only); freefont left out for size;
+* .gpu/imports.txt  the modules scripts/gpu_session.sh checks before it starts.
+
+``--model recognizer`` packs for the recognizer recipe alone (the benchmark needs docTR: pass --skip-benchmark):
+its few pure packages, no wheels, poppler, fonts up to 8.5 MiB, and .gpu/pdfs.tar, a sample of small training-split
+Debian PDFs (from ~/.cache/ocrapp/debian, built by ``ocrapp.training.data.pdf_crops``) filling the rest, from
+which the recipe cuts real-word crops on the device: without them a GPU run drifts away from real PDF words.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import io
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -31,7 +38,14 @@ OUT = REPO / ".gpu"
 PURE = ["open_clip_torch", "ftfy", "wcwidth", "python-doctr", "anyascii", "langdetect", "validators", "fpdf2",
         "defusedxml", "pypdf", "pdf2image", "reportlab", "wordfreq", "langcodes", "locate", "Faker", "pypdfium2"]
 BINARY = ["shapely", "pyclipper", "rapidfuzz"]  # pinned to this venv's versions
-DETECTOR_ONLY = ("Faker", "pypdf")  # the page engine's (ocrapp.training.data.synth_doc, real PDF pages)
+# --model recognizer: what the recognizer recipe and its data engines import (msgpack, regex: on the device)
+RECOGNIZER_PURE = ["open_clip_torch", "ftfy", "wcwidth", "wordfreq", "langcodes", "locate", "defusedxml"]
+# the modules scripts/gpu_session.sh checks before it starts (.gpu/imports.txt)
+IMPORTS = {"any": "torch open_clip doctr shapely reportlab wordfreq ocrapp.pipeline",
+           "recognizer": "torch open_clip wordfreq ocrapp.training.recognizer.gpu_recipe"}
+RECOGNIZER_FONT_MIB = 8.5  # fonts first, up to this; the real-PDF sample gets the rest
+PDF_ROOT = Path.home() / ".cache/ocrapp/debian"  # Debian documentation packages, unpacked by pdf_crops
+PDF_SIZE = (30_000, 400_000)  # bytes: small documents, so that many documents (fonts, layouts) fit
 WORDFREQ_LANGS = ("en", "fr", "de", "es", "it", "pt")
 WORDFREQ_TOP = 60000  # > RenderConfig.vocab_size (40000)
 FONT_DIRS = ["truetype/crosextra", "opentype/urw-base35", "truetype/liberation", "truetype/dejavu"]  # + Noto
@@ -57,10 +71,10 @@ def _keep(rel: str) -> bool:
     return True
 
 
-def pack_site(path: Path) -> int:
+def pack_site(path: Path, names: list[str]) -> int:
     files = 0
     with tarfile.open(path, "w:gz") as tar:
-        for name in PURE:
+        for name in names:
             dist = md.distribution(name)
             for f in dist.files or []:
                 rel = str(f)
@@ -159,8 +173,6 @@ LD_LIBRARY_PATH="$d/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$d/real/$(ba
 def pack_poppler(path: Path) -> int:
     """poppler's command-line tools with the shared libraries they need (glibc and libstdc++ excepted), behind
     wrappers that set LD_LIBRARY_PATH for them alone: bin/pdftotext etc. (the detector's data engine needs them)."""
-    import shutil
-
     libs: set[str] = set()
     for tool in POPPLER_TOOLS:
         exe = shutil.which(tool)
@@ -184,36 +196,78 @@ def pack_poppler(path: Path) -> int:
     return len(libs)
 
 
+def pack_pdfs(path: Path, budget: float, root: Path = PDF_ROOT, seed: int = 0) -> int:
+    """Small born-digital PDFs of the training split (``pdf_crops.document_split``), drawn round robin over the
+    unpacked packages while they fit ``budget`` bytes; stored as ``<package>/<path>`` with each package's
+    ``.unpacked`` marker, so that ``pdf_crops --pdf-root`` on the device finds them without a download."""
+    import random
+
+    sys.path.insert(0, str(REPO))
+    from ocrapp.training.data.pdf_crops import document_split
+
+    packages = sorted(d for d in root.iterdir() if (d / ".unpacked").exists()) if root.exists() else []
+    pools = []
+    for package in packages:
+        pool = [f for f in sorted(package.rglob("*.pdf")) if PDF_SIZE[0] <= f.stat().st_size <= PDF_SIZE[1]
+                and document_split(str(f.relative_to(root))) == "train"]
+        random.Random(seed).shuffle(pool)
+        pools.append(pool)
+    chosen, used = [], 0
+    while any(pools):
+        for pool in pools:
+            if pool:
+                f = pool.pop()
+                if used + f.stat().st_size <= budget:
+                    chosen.append(f)
+                    used += f.stat().st_size
+        if used >= budget - PDF_SIZE[0]:
+            break
+    with tarfile.open(path, "w") as tar:  # PDFs are compressed already
+        for package in packages:
+            info = tarfile.TarInfo(f"{package.name}/.unpacked")
+            tar.addfile(info, io.BytesIO(b""))
+        for f in chosen:
+            tar.add(f, arcname=str(f.relative_to(root)))
+    return len(chosen)
+
+
 def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["any", "recognizer"], default="any",
-                    help="recognizer: leave out what only the detector's page engine needs (Faker, pypdf, "
-                         "poppler), so that more fonts fit beside the larger recognizer weights")
+                    help="recognizer: only what the recognizer recipe needs (no docTR, no wheels: the benchmark is "
+                         "skipped), poppler and a sample of real Debian PDFs for its real-word crops")
     model = ap.parse_args().model
-    if model == "recognizer":
-        PURE[:] = [n for n in PURE if n not in DETECTOR_ONLY]
     OUT.mkdir(exist_ok=True)
     exclude = REPO / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
     if "/.gpu/" not in (exclude.read_text() if exclude.exists() else ""):
         with open(exclude, "a") as f:
             f.write("/.gpu/\n")
-    n_site = pack_site(OUT / "site.tar.gz")
-    wheels = download_wheels(OUT / "whl")
-    (OUT / "poppler.tar.gz").unlink(missing_ok=True)
-    n_libs = pack_poppler(OUT / "poppler.tar.gz") if model == "any" else 0
-    (OUT / "fonts.tar.gz").unlink(missing_ok=True)
+    for old in ("site.tar.gz", "poppler.tar.gz", "fonts.tar.gz", "pdfs.tar"):
+        (OUT / old).unlink(missing_ok=True)
+    (OUT / "imports.txt").write_text(IMPORTS[model] + "\n")
+    n_site = pack_site(OUT / "site.tar.gz", PURE if model == "any" else RECOGNIZER_PURE)
+    if model == "any":
+        wheels = download_wheels(OUT / "whl")
+    else:
+        shutil.rmtree(OUT / "whl", ignore_errors=True)
+        wheels = []
+    n_libs = pack_poppler(OUT / "poppler.tar.gz")
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
                             check=True).stdout.decode().split("\0")
     tree = sum((REPO / f).stat().st_size for f in listed if f and (REPO / f).is_file()) / 2**20
     packed = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
-    n_fonts = pack_fonts(OUT / "fonts.tar.gz", (LIMIT_MIB - tree - packed) * 2**20)
+    room = LIMIT_MIB - tree - packed
+    n_fonts = pack_fonts(OUT / "fonts.tar.gz", (room if model == "any" else min(room, RECOGNIZER_FONT_MIB)) * 2**20)
+    n_pdfs = 0
+    if model == "recognizer":
+        packed = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
+        n_pdfs = pack_pdfs(OUT / "pdfs.tar", (LIMIT_MIB - tree - packed) * 2**20)
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
-    print(f".gpu/site.tar.gz: {n_site} files; wheels: {', '.join(wheels)}; fonts: {n_fonts}; "
-          f"poppler: 3 tools + {n_libs} libraries; "
-          f"{total:.1f} MiB; with the working tree "
+    print(f".gpu/site.tar.gz: {n_site} files; wheels: {', '.join(wheels) or 'none'}; fonts: {n_fonts}; "
+          f"poppler: 3 tools + {n_libs} libraries; PDFs: {n_pdfs}; {total:.1f} MiB; with the working tree "
           f"({tree:.1f} MiB) {total + tree:.1f} MiB travels (limit 64 MiB)")
 
 

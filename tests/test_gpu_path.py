@@ -177,14 +177,15 @@ def test_gpu_run_tiny_on_cpu(tmp_path: Path, monkeypatch) -> None:
     (The recipes themselves are tested at a tiny size by test_recognizer_recipes.py / test_detection.py.)"""
     seen = {}
 
-    def stub(model, out, minutes, tiny, device):
-        seen.update(model=model, minutes=minutes, tiny=tiny)
+    def stub(model, out, minutes, tiny, device, pdfs=None):
+        seen.update(model=model, minutes=minutes, tiny=tiny, pdfs=pdfs)
         return [sys.executable, "-c", _STUB, str(out), "0"]
 
     monkeypatch.setattr(gpu_run, "recipe_command", stub)
     report = gpu_run.run(tmp_path / "out", minutes=0.5, model="auto", tiny=True, device="cpu", models=tmp_path,
-                         skip_benchmark=True)
+                         skip_benchmark=True, pdfs=tmp_path / "pdfs")
     assert seen["model"] == "recognizer" and seen["tiny"] and 0 < seen["minutes"] <= 0.5
+    assert seen["pdfs"] == tmp_path / "pdfs"
     assert report["train_rc"] == 0 and report["train_report"] == {"steps": 3}
     assert report["output_problems"] == []
     saved = json.loads((tmp_path / "out" / "gpu_run.json").read_text())
@@ -193,9 +194,31 @@ def test_gpu_run_tiny_on_cpu(tmp_path: Path, monkeypatch) -> None:
 
 def test_gpu_run_stops_the_recipe_at_the_deadline(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(gpu_run, "recipe_command",
-                        lambda model, out, minutes, tiny, device: [sys.executable, "-c", _STUB, str(out), "120"])
+                        lambda model, out, minutes, tiny, device, pdfs=None: [sys.executable, "-c", _STUB, str(out),
+                                                                               "120"])
     report = gpu_run.run(tmp_path / "out", minutes=0.05, model="detector", tiny=True, device="cpu",
                          models=tmp_path, skip_benchmark=True)
     assert report["choice"]["model"] == "detector" and report["choice"]["forced"]
     assert report["train_rc"] != 0 and report["total_s"] < 30
     assert "deadline reached" in (tmp_path / "out" / "train.log").read_text()
+
+
+def test_gpu_run_forced_model_needs_no_detector_packages(tmp_path: Path, monkeypatch) -> None:
+    """A pack for the recognizer alone (gpu_pack --model recognizer) has no docTR: a forced choice still runs."""
+    command = gpu_run.recipe_command("recognizer", tmp_path, 5.0, False, None, tmp_path / "pdfs")
+    assert command[command.index("--pdf-root") + 1] == str(tmp_path / "pdfs")
+
+    def no_doctr(models):
+        raise ImportError("No module named 'doctr'")
+
+    monkeypatch.setattr(gpu_run, "choose_model", no_doctr)
+    monkeypatch.setattr(gpu_run, "recipe_command",
+                        lambda model, out, minutes, tiny, device, pdfs=None: [sys.executable, "-c", _STUB, str(out),
+                                                                               "0"])
+    report = gpu_run.run(tmp_path / "out", minutes=0.3, model="recognizer", tiny=True, device="cpu",
+                         models=tmp_path, skip_benchmark=True)
+    assert report["choice"]["model"] == "recognizer" and "doctr" in report["choice"]["choice_error"]
+    assert report["train_rc"] == 0
+    with pytest.raises(ImportError):  # without a forced model there is nothing to fall back on
+        gpu_run.run(tmp_path / "out2", minutes=0.3, model="auto", tiny=True, device="cpu", models=tmp_path,
+                    skip_benchmark=True)

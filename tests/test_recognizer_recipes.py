@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,18 +42,43 @@ def test_receipts_profile_draws_upper_case_fields() -> None:
     assert sum(t == t.upper() and any(c.isalpha() for c in t) for t in general_labels) < 0.35 * len(labels)
 
 
+def _debian_like_pdf_root(root: Path) -> Path:
+    """An unpacked-package folder as pdf_crops leaves it (``<package>/.unpacked``) with one training-split PDF."""
+    fpdf = pytest.importorskip("fpdf")
+    from ocrapp.training.data.pdf_crops import document_split
+
+    package = root / "texlive-test-doc"
+    package.mkdir(parents=True)
+    (package / ".unpacked").touch()
+    name = next(f"doc{i}.pdf" for i in range(100) if document_split(f"texlive-test-doc/doc{i}.pdf") == "train")
+    pdf = fpdf.FPDF(unit="pt", format=(420, 300))
+    for page in range(3):
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=16)
+        for line in range(5):
+            pdf.set_xy(20, 30 + 45 * line)
+            pdf.cell(text=f"Invoice number {page}{line}7 Total: amount due")
+    pdf.output(str(package / name))
+    return root
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
-    mix = DataMix(workers=2, receipt_workers=1, receipt_share=0.25, words=600)
+    pdfs = _debian_like_pdf_root(tmp_path / "debian")
+    mix = DataMix(workers=3, receipt_workers=1, receipt_share=0.25, words=600, pdf_root=pdfs, pdf_workers=1,
+                  pdf_share=0.25)
     report = run(out=tmp_path / "out", minutes=0.6, work=tmp_path / "work", mix=mix, batch_size=16,
                  config="clip4str-tiny", init=None)
     files = sorted((tmp_path / "out").glob("*.safetensors*"))
     assert files and all(f.stat().st_size <= 16 * 2**20 for f in files)
     assert report["steps"] > 0 and set(report["exact_accuracy"]) == {"val", "held_out_fonts"}
-    # one renderer per profile, both feeding the batches
-    assert report["data_weights"] == {"synth": 0.75, "synth_receipts": 0.25}
-    assert report["words_rendered"]["synth"] > 0 and report["words_rendered"]["synth_receipts"] > 0
+    # one data engine per source, all feeding the batches: general and receipts words, real PDF words
+    assert report["data_weights"] == {"synth": 0.5, "synth_receipts": 0.25, "pdf": 0.25}
+    assert all(report["words_rendered"][name] > 0 for name in ("synth", "synth_receipts", "pdf"))
     receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in list_shards(tmp_path / "work" / "synth_receipts"))
     assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)
+    pdf_labels = {t for p in list_shards(tmp_path / "work" / "pdf") for t in p.with_suffix(".txt").read_text().split()}
+    assert {"Invoice", "number", "Total:"} <= pdf_labels
     assert json.loads((tmp_path / "out" / "recognizer_report.json").read_text())["files"] == [f.name for f in files]
     model = load_recognizer(tmp_path / "out" / "recognizer_clip4str-s.safetensors")
     assert model.cfg.name == "clip4str-tiny"
@@ -169,3 +195,18 @@ def test_average_of_two_recognizers_is_a_loadable_model(tmp_path: Path) -> None:
     bad[key] = torch.zeros(3, 3, dtype=torch.float16)
     with pytest.raises(ModelError, match=key):
         average_states([sa, bad], [0.5, 0.5])
+
+
+def test_evaluate_compares_weight_files_per_folder_and_branch(tmp_path: Path) -> None:
+    from ocrapp.recognition.clip4str.config import CONFIGS
+    from ocrapp.recognition.clip4str.model import Clip4Str
+    from ocrapp.recognition.weights import save_recognizer
+    from ocrapp.training.recognizer.evaluate import main
+
+    build_cache(tmp_path / "held", count=30, workers=1, shard_size=30, seed=12)
+    save_recognizer(Clip4Str(CONFIGS["clip4str-tiny"]), tmp_path / "a.safetensors")
+    table = main([str(tmp_path / "a.safetensors"), "--on", str(tmp_path / "held"), "--limit", "30", "--threads", "1",
+                  "--json", str(tmp_path / "t.json")])
+    scores = table[str(tmp_path / "a.safetensors")]["held"]
+    assert set(scores) == {"cross", "visual", "confident"} and all(0.0 <= v <= 1.0 for v in scores.values())
+    assert json.loads((tmp_path / "t.json").read_text()) == table

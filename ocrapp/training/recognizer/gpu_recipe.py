@@ -1,12 +1,14 @@
 """GPU recipe for the recognizer: one bounded run on a single CUDA GPU with many host cores.
 
-Host cores render synthetic words into shards while the GPU trains on whatever is there (the stream rescans
-for new shards every pass): most workers render the "general" profile, ``--receipt-workers`` the "receipts" one
-(upper case, fields, dot-matrix print), drawn at ``--receipt-share`` of each batch. Starts from the shipped
-weights when they fit (lr 4e-4 at batch 512, flat after 100 warm-up steps), else from scratch (7e-4, 200
-steps); the rate scales with the square root of the batch. The last ``--anneal-share`` of the time decays the
-rate, so that the weights are annealed whatever the GPU's speed. Then it evaluates on
-held-out words and writes fp16 weights to OUT in files of at most 16 MiB, with a JSON report.
+Host cores make data into shards while the GPU trains on whatever is there (the stream rescans for new shards
+every pass): most workers render the "general" profile, ``--receipt-workers`` the "receipts" one (upper case,
+fields, dot-matrix print), drawn at ``--receipt-share`` of each batch; with ``--pdf-root`` (Debian PDFs carried by
+``scripts/gpu_pack.py --model recognizer``) ``--pdf-workers`` cut real-word crops from them
+(``ocrapp.training.data.pdf_crops``), drawn at ``--pdf-share``: without real words a run drifts from them.
+Starts from the shipped weights when they fit (lr 4e-4 at batch 512, flat after 100 warm-up steps), else from
+scratch (7e-4, 200 steps); the rate scales with the square root of the batch. The last ``--anneal-share`` of the
+time decays the rate, so that the weights are annealed whatever the GPU's speed. Then it evaluates on held-out
+words and writes fp16 weights to OUT in files of at most 16 MiB, with a JSON report.
 
 python -m ocrapp.training.recognizer.gpu_recipe --out $OUT --minutes 8
 Tiny CPU check (the test does this): --minutes 0.5 --config clip4str-tiny --workers 1 --words 400 --init none
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,12 +49,24 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
 
 
+def _start_pdf_cutter(out: Path, pdf_root: Path, seed: int) -> subprocess.Popen:
+    """Real-word crops of the unpacked Debian PDFs under ``pdf_root`` (no download: only the packages there)."""
+    packages = sorted(d.name for d in pdf_root.iterdir() if (d / ".unpacked").exists())
+    cmd = [sys.executable, "-m", "ocrapp.training.data.pdf_crops", "--out", str(out), "--pdf-root", str(pdf_root),
+           "--packages", *packages, "--max-crops", str(10**7), "--seed", str(seed), "--pages-per-pdf", "60",
+           "--shard-size", "500", "--split", "train"]
+    return subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
+
+
 @dataclass(frozen=True)
 class DataMix:
-    workers: int  # render processes in all
+    workers: int  # data processes in all
     receipt_workers: int = 0  # of which render the "receipts" profile
     receipt_share: float = 0.2  # of each batch, once receipt shards exist
     words: int = 3_000_000
+    pdf_root: Path | None = None  # unpacked Debian PDFs (scripts/gpu_pack.py --model recognizer)
+    pdf_workers: int = 0  # of which cut real-word crops from them
+    pdf_share: float = 0.4
 
 
 def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, config: str, init: Path | None,
@@ -59,16 +74,24 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
     t0 = time.time()
     init = init if init and init.exists() else None  # a missing file means from scratch (and the scratch lr)
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work / "run", ignore_errors=True)  # one bounded run: never resume another run's checkpoint
     train_dir, val_dir, held_dir = work / "synth", work / "val", work / "held_out_fonts"
     build_cache(val_dir, 1000, 1, shard_size=1000, seed=424242)
     build_cache(held_dir, 1000, 1, shard_size=1000, seed=525252, cfg=RenderConfig(held_out_fonts=True))
-    receipts_dir = work / "synth_receipts"
-    general_workers = max(1, mix.workers - mix.receipt_workers)
+    receipts_dir, pdf_dir = work / "synth_receipts", work / "pdf"
+    pdf_workers = mix.pdf_workers if mix.pdf_root is not None else 0
+    general_workers = max(1, mix.workers - mix.receipt_workers - pdf_workers)
     producers = [_start_renderer(train_dir, general_workers, mix.words, seed=7)]
     data, weights = [train_dir], [1.0]
     if mix.receipt_workers > 0:
         producers.append(_start_renderer(receipts_dir, mix.receipt_workers, mix.words, seed=8, profile="receipts"))
-        data, weights = [train_dir, receipts_dir], [1 - mix.receipt_share, mix.receipt_share]
+        data.append(receipts_dir)
+        weights.append(mix.receipt_share)
+    if pdf_workers > 0:  # one cutter per process, each into its own folder (a cache is one writer's)
+        producers += [_start_pdf_cutter(pdf_dir / f"cutter{i}", mix.pdf_root, seed=100 + i) for i in range(pdf_workers)]
+        data.append(pdf_dir)
+        weights.append(mix.pdf_share)
+    weights[0] = 1.0 - sum(weights[1:])
     while len(list_shards(train_dir)) < 2 and producers[0].poll() is None:
         time.sleep(1)
     remaining = max(0.05, minutes - (time.time() - t0) / 60 - 0.5)  # keep time for evaluation and writing
@@ -110,6 +133,9 @@ def main() -> None:
     p.add_argument("--receipt-workers", type=int, default=None,
                    help="of which render the receipts profile (default: a quarter of them, none below 4)")
     p.add_argument("--receipt-share", type=float, default=0.2)
+    p.add_argument("--pdf-root", type=Path, default=None, help="unpacked Debian PDFs to cut real-word crops from")
+    p.add_argument("--pdf-workers", type=int, default=None, help="of the workers (default: a third with --pdf-root)")
+    p.add_argument("--pdf-share", type=float, default=0.4)
     p.add_argument("--anneal-share", type=float, default=0.4, help="share of the training time spent decaying")
     p.add_argument("--words", type=int, default=3_000_000)
     # 512 ran at 840 samples/s on an H100 (launch-bound: the loss loops over label-length groups and permutations)
@@ -119,7 +145,8 @@ def main() -> None:
     a = p.parse_args()
     init = None if a.init == "none" else Path(a.init)
     receipt_workers = a.receipt_workers if a.receipt_workers is not None else (a.workers // 4 if a.workers >= 4 else 0)
-    mix = DataMix(a.workers, receipt_workers, a.receipt_share, a.words)
+    pdf_workers = a.pdf_workers if a.pdf_workers is not None else (max(1, a.workers // 3) if a.pdf_root else 0)
+    mix = DataMix(a.workers, receipt_workers, a.receipt_share, a.words, a.pdf_root, pdf_workers, a.pdf_share)
     print(json.dumps(run(a.out, a.minutes, a.work, mix, a.batch_size, a.config, init, a.anneal_share), indent=2))
 
 

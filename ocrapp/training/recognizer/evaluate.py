@@ -1,0 +1,54 @@
+"""Exact word accuracy of recognizer weight files on held-out shard folders, per output branch.
+
+    python -m ocrapp.training.recognizer.evaluate models/recognizer_clip4str-s.safetensors OTHER.safetensors \
+        --on /work/cache/crops/pdf_val /work/cache/crops/held_out_fonts --limit 1000 [--json out.json]
+
+How candidate weights are compared before one ships (a GPU run folded back, an average, a longer CPU run): the
+same crops, every branch (``export.BRANCHES``). The shipped file's branch is chosen by ``export
+--choose-branch-on`` on these folders; the dev data (../shared/data/dev) is for the benchmarks, never for this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ocrapp.recognition.weights import load_recognizer
+from ocrapp.training.recognizer.export import branch_scores
+
+
+def compare(weights: list[Path], folders: list[Path], limit: int) -> dict[str, dict[str, dict[str, float]]]:
+    """{weights file: {folder name: {branch: exact accuracy}}}."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for path in weights:
+        model = load_recognizer(path).eval()
+        table[str(path)] = {folder.name: branch_scores(model, [folder], limit=limit) for folder in folders}
+    return table
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", type=Path, nargs="+")
+    p.add_argument("--on", type=Path, nargs="+", required=True, metavar="SHARD_DIR")
+    p.add_argument("--limit", type=int, default=1000, help="crops per folder")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    table = compare(a.weights, a.on, a.limit)
+    for path, folders in table.items():
+        means = {b: sum(f[b] for f in folders.values()) / len(folders) for b in next(iter(folders.values()))}
+        print(path)
+        for name, scores in folders.items():
+            print(f"  {name:<20} " + "  ".join(f"{b} {v:.4f}" for b, v in scores.items()))
+        print(f"  {'mean':<20} " + "  ".join(f"{b} {v:.4f}" for b, v in means.items()))
+    if a.json:
+        a.json.write_text(json.dumps(table, indent=2))
+    return table
+
+
+if __name__ == "__main__":
+    main()
