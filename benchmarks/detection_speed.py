@@ -27,6 +27,7 @@ def main() -> None:
     import torch
 
     from ocrapp.detection import DEFAULT_ARCH, DetectionPredictor, build_detector, load_detector
+    from ocrapp.detection.model import DETECTOR_CONFIGS
     from ocrapp.training.data.pages import page_from_pdf
     from ocrapp.training.data.synth_doc import make_synthetic_pdf
 
@@ -34,7 +35,7 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=REPO / "models" / f"detector_{DEFAULT_ARCH}.safetensors")
     ap.add_argument("--arch", default=DEFAULT_ARCH)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--input-size", type=int, default=1024)
+    ap.add_argument("--input-size", type=int, default=None, help="default: the size stored in the weights, else 1024")
     ap.add_argument("--pages", type=int, default=5)
     ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
@@ -46,7 +47,8 @@ def main() -> None:
         page = page_from_pdf(pdf, 0, rng, dpi_range=(150, 150)).image
     trained = args.weights.exists()
     model = load_detector(args.weights, args.arch) if trained else build_detector(args.arch).eval()
-    pred = DetectionPredictor(model, input_size=args.input_size, batch_size=args.batch)
+    size = args.input_size or getattr(model, "tuned_input_size", None) or DETECTOR_CONFIGS[args.arch].input_size
+    pred = DetectionPredictor(model, input_size=size, batch_size=args.batch)
     pred.predict([page] * args.batch)  # warm-up
     times = []
     n_words = 0
@@ -56,7 +58,7 @@ def main() -> None:
         times.append((time.perf_counter() - t0) / args.batch)
         n_words = len(out[0])
     print(json.dumps({"arch": args.arch, "weights": str(args.weights) if trained else "random-init",
-                      "threads": args.threads, "input_size": args.input_size, "page_px": list(page.shape[:2]),
+                      "threads": args.threads, "input_size": size, "page_px": list(page.shape[:2]),
                       "median_s_per_page": round(statistics.median(times), 3), "min_s": round(min(times), 3),
                       "words_found": n_words, "cpu": platform.processor() or platform.machine()}))
 

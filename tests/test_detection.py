@@ -261,9 +261,10 @@ def test_train_resume_and_export(tmp_path):
     s2 = train(parse_args(base + ["--minutes", "0.1"]))
     assert s2["step"] > s1["step"]  # resumed, not restarted
     _stop_a_run_with_sigterm(base, tmp_path / "run", s2["step"])
-    weights = export(tmp_path / "run" / "best.pt", tmp_path / "models", data_dir=tmp_path / "data")
+    weights = export(tmp_path / "run" / "best.pt", tmp_path / "models", data_dir=tmp_path / "data", input_size=1280)
     assert weights.stat().st_size < 60e6 and (tmp_path / "models" / f"detector_{DEFAULT_ARCH}.md").exists()
-    load_detector(weights, DEFAULT_ARCH)
+    assert load_detector(weights, DEFAULT_ARCH).tuned_input_size == 1280  # the tuner's size travels in the file
+    assert "longer page side to 1280 px" in (tmp_path / "models" / f"detector_{DEFAULT_ARCH}.md").read_text()
 
 
 def _stop_a_run_with_sigterm(base: list[str], run: Path, step_before: int) -> None:
@@ -347,6 +348,46 @@ def test_tuned_postprocessing_travels_in_the_weight_file(tmp_path):
     export_fp16_safetensors(model, path)  # no entry: docTR's defaults
     post = load_detector(path, DEFAULT_ARCH).postprocessor
     assert (post.bin_thresh, post.box_thresh, post.unclip_ratio) == (0.3, 0.1, 1.5)
+
+
+def test_tuned_input_size_travels_in_the_weight_file(tmp_path):
+    from ocrapp.detection.model import INPUT_SIZE_KEY
+    from ocrapp.errors import ModelError
+
+    model = build_detector(DEFAULT_ARCH)
+    path = tmp_path / "det.safetensors"
+    export_fp16_safetensors(model, path, metadata={INPUT_SIZE_KEY: "1280"})
+    assert DetectionPredictor.from_weights(path, DEFAULT_ARCH).input_size == 1280
+    assert DetectionPredictor.from_weights(path, DEFAULT_ARCH, input_size=640).input_size == 640  # caller wins
+    export_fp16_safetensors(model, path)  # none stored: the architecture's default
+    assert DetectionPredictor.from_weights(path, DEFAULT_ARCH).input_size == 1024
+    export_fp16_safetensors(model, path, metadata={INPUT_SIZE_KEY: "1000"})  # not a multiple of 32
+    with pytest.raises(ModelError, match="input_size"):
+        load_detector(path, DEFAULT_ARCH)
+
+
+def test_tuner_picks_the_input_size_too(tmp_path, monkeypatch):
+    """Two sizes, scored on the same held-out pages: the JSON names the better size (export and evaluate read it
+    with load_tuned_input_size)."""
+    from ocrapp.detection import tune
+    from ocrapp.detection.metrics import DetCounts
+    from ocrapp.detection.model import PostprocessConfig
+
+    model = build_detector(DEFAULT_ARCH)
+    weights = tmp_path / "det.safetensors"
+    export_fp16_safetensors(model, weights)
+    monkeypatch.setattr(tune, "held_out_pages", lambda data, limit: [])
+    monkeypatch.setattr(tune, "grid", lambda: [PostprocessConfig(0.4, 0.5, 1.0)])
+
+    def fake_scores(predictor, pages, settings):  # larger input: more words matched
+        matched = 90 if predictor.input_size == 1280 else 80
+        return [(s, DetCounts(gt=100, pred=100, matched=matched, iou_sum=0.8 * matched)) for s in settings]
+
+    monkeypatch.setattr(tune, "score_settings", fake_scores)
+    out = tmp_path / "tune.json"
+    tune.main(["--weights", str(weights), "--input-sizes", "1024", "1280", "--json", str(out)])
+    assert tune.load_tuned_input_size(out) == 1280
+    assert tune.load_tuned(out) == PostprocessConfig(0.4, 0.5, 1.0)
 
 
 def test_words_are_grouped_to_multi_word_fields_before_matching():

@@ -26,7 +26,7 @@ from shapely.geometry import Polygon as ShapelyPolygon
 from ocrapp.detection.metrics import DetCounts, group_to_units, match_counts
 from ocrapp.detection.model import DEFAULT_ARCH
 from ocrapp.detection.predictor import DetectionPredictor
-from ocrapp.detection.tune import load_tuned
+from ocrapp.detection.tune import load_tuned, load_tuned_input_size
 
 DEFAULT_SETS = ("docbank", "mmocr-wildreceipt-toy", "c-pdf-pages")
 
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weights", type=Path, required=True, help=".safetensors, docTR .pt, or a training checkpoint")
     ap.add_argument("--arch", default=DEFAULT_ARCH)
     ap.add_argument("--sets", nargs="*", default=list(DEFAULT_SETS))
-    ap.add_argument("--input-size", type=int, default=1024)
+    ap.add_argument("--input-size", type=int, default=None,
+                    help="default: the --postprocess JSON's, else the one stored in the weights, else 1024")
     ap.add_argument("--max-pages-per-pdf", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="pages per set (quick checks)")
     ap.add_argument("--threads", type=int, default=2)
@@ -90,13 +91,14 @@ def main(argv: list[str] | None = None) -> None:
                     help="JSON of `python -m ocrapp.detection.tune` (default: the setting stored in the weights)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    predictor = DetectionPredictor.from_weights(args.weights, args.arch, args.device, input_size=args.input_size)
+    input_size = args.input_size or load_tuned_input_size(args.postprocess)
+    predictor = DetectionPredictor.from_weights(args.weights, args.arch, args.device, input_size=input_size)
     tuned = load_tuned(args.postprocess)
     if tuned is not None:
         tuned.apply(predictor.postprocessor)
     results = evaluate(predictor, args.sets, args.max_pages_per_pdf, args.limit)
     post = predictor.postprocessor
-    results["_config"] = {"weights": str(args.weights), "arch": args.arch, "input_size": args.input_size,
+    results["_config"] = {"weights": str(args.weights), "arch": args.arch, "input_size": predictor.input_size,
                           "postprocess": {"bin_thresh": post.bin_thresh, "box_thresh": post.box_thresh,
                                           "unclip_ratio": post.unclip_ratio},
                           "max_pages_per_pdf": args.max_pages_per_pdf, "iou": 0.5}

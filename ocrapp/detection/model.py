@@ -46,6 +46,7 @@ DETECTOR_CONFIGS: dict[str, DetectorConfig] = {
 }
 DEFAULT_ARCH = "db_mobilenet_v3_large_h96"
 POSTPROCESS_KEY = "postprocess"  # safetensors metadata: the DB postprocessing the weights were tuned with
+INPUT_SIZE_KEY = "input_size"  # ... and the inference size (longer page side, px) chosen with it
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,21 @@ def load_detector(weights_path: str | Path, arch: str = DEFAULT_ARCH, device: st
     model = build_detector(arch, assume_straight_pages=assume_straight_pages)
     load_state_into(model, state, path)
     PostprocessConfig.from_metadata(meta).apply(model.postprocessor)
+    model.tuned_input_size = stored_input_size(meta, path)
     return model.to(device).eval()
+
+
+def stored_input_size(meta: dict[str, str] | None, path: Path | None = None) -> int | None:
+    """The inference size the weights were tuned at (``python -m ocrapp.detection.tune``), None if not stored."""
+    if not meta or INPUT_SIZE_KEY not in meta:
+        return None
+    try:
+        size = int(meta[INPUT_SIZE_KEY])
+    except ValueError as exc:
+        raise ModelError(f"bad {INPUT_SIZE_KEY!r} entry in detector weights {path or ''}: {exc}") from exc
+    if not 128 <= size <= 4096 or size % 32:
+        raise ModelError(f"bad {INPUT_SIZE_KEY!r} entry in detector weights {path or ''}: {size}")
+    return size
 
 
 def load_doctr_checkpoint(checkpoint_path: str | Path, arch: str = DEFAULT_ARCH,

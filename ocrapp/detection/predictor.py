@@ -82,8 +82,10 @@ class DetectionPredictor:
     @classmethod
     def from_weights(cls, weights_path: str | Path, arch: str = DEFAULT_ARCH, device: str = "cpu",
                      input_size: int | None = None, **kwargs) -> "DetectionPredictor":
+        """``input_size`` None: the size stored in the weights by the tuner, else the architecture's default."""
         model = load_detector(weights_path, arch, device, assume_straight_pages=False)
-        return cls(model, input_size or DETECTOR_CONFIGS[arch].input_size, device=device, **kwargs)
+        size = input_size or getattr(model, "tuned_input_size", None) or DETECTOR_CONFIGS[arch].input_size
+        return cls(model, size, device=device, **kwargs)
 
     def prob_maps(self, batch_u8: torch.Tensor) -> np.ndarray:
         if self.device.type == "cuda":  # uint8 from pinned memory, normalised on the GPU

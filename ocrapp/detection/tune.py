@@ -1,12 +1,13 @@
-"""Pick the DB postprocessing (bin_thresh, box_thresh, unclip_ratio) for given detector weights.
+"""Pick the inference size and the DB postprocessing (bin_thresh, box_thresh, unclip_ratio) for given weights.
 
     python -m ocrapp.detection.tune --weights runs/det/best.pt --data ~/.cache/ocrapp/pages --pages 60 \
-        --json runs/det/postprocess.json
+        [--input-sizes 1024 1280] --json runs/det/postprocess.json
 
 The probability maps of held-out pages of the *training* page cache (the validation split: ids divisible by 50,
 never trained on) are computed once; every setting of the grid is then scored by one-to-one IoU >= 0.5 hmean
-against their word boxes (ties: the higher mean IoU of the matches), and the best one is written as JSON
-(``best``) for ``evaluate --postprocess`` and the export. The dev data is not used here: a rule tuned on it would measure itself.
+against their word boxes (ties: the higher mean IoU of the matches), at each input size (the longer page side
+the page is resized to: a larger one separates tightly set words, at a cost in time), and the best one is written
+as JSON (``best``, ``input_size``) for ``evaluate --postprocess`` and the export. The dev data is not used here: a rule tuned on it would measure itself.
 """
 
 from __future__ import annotations
@@ -71,21 +72,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=Path.home() / ".cache/ocrapp/pages")
     ap.add_argument("--pages", type=int, default=60, help="held-out cache pages to score on")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--input-sizes", type=int, nargs="+", default=[1024, 1280],
+                    help="inference sizes to try (longer page side, px, multiples of 32)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     predictor = DetectionPredictor.from_weights(args.weights, args.arch)
-    scored = score_settings(predictor, held_out_pages(args.data, args.pages), grid())
-    best = best_setting(scored)
-    for setting, counts in sorted(scored, key=lambda item: -item[1].hmean)[:10]:
-        print(f"{setting}: {counts.as_dict()}", file=sys.stderr)
-    counts_of = dict(scored)
-    default = counts_of.get(PostprocessConfig())
-    report = {"best": asdict(best), "best_counts": counts_of[best].as_dict(),
+    scored: list[tuple[int, PostprocessConfig, DetCounts]] = []
+    for size in args.input_sizes:
+        predictor.input_size = size
+        scored += [(size, s, c) for s, c in score_settings(predictor, held_out_pages(args.data, args.pages), grid())]
+    best_size, best, best_counts = max(scored, key=lambda item: (round(item[2].hmean, 4), item[2].mean_iou))
+    for size, setting, counts in sorted(scored, key=lambda item: -item[2].hmean)[:10]:
+        print(f"{size} px, {setting}: {counts.as_dict()}", file=sys.stderr)
+    default = next((c for size, s, c in scored if s == PostprocessConfig() and size == args.input_sizes[0]), None)
+    report = {"best": asdict(best), "input_size": best_size, "best_counts": best_counts.as_dict(),
               "default_counts": default.as_dict() if default else None,
               "pages": args.pages, "weights": str(args.weights),
-              "grid": [{**asdict(s), **c.as_dict()} for s, c in scored]}
-    print(json.dumps({"best": report["best"], "best_counts": report["best_counts"],
+              "grid": [{"input_size": size, **asdict(s), **c.as_dict()} for size, s, c in scored]}
+    print(json.dumps({"best": report["best"], "input_size": best_size, "best_counts": report["best_counts"],
                       "default_counts": report["default_counts"]}))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
@@ -96,6 +101,13 @@ def load_tuned(path: Path | None) -> PostprocessConfig | None:
     if path is None:
         return None
     return PostprocessConfig(**json.loads(Path(path).read_text())["best"])
+
+
+def load_tuned_input_size(path: Path | None) -> int | None:
+    """The ``input_size`` of a tune JSON (None when no path is given or the JSON predates it)."""
+    if path is None:
+        return None
+    return json.loads(Path(path).read_text()).get("input_size")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from ocrapp.detection.model import (DETECTOR_CONFIGS, PostprocessConfig, build_detector, export_fp16_safetensors,
-                                   load_state_into)
-from ocrapp.detection.tune import load_tuned
+from ocrapp.detection.model import (DETECTOR_CONFIGS, INPUT_SIZE_KEY, PostprocessConfig, build_detector,
+                                   export_fp16_safetensors, load_state_into)
+from ocrapp.detection.tune import load_tuned, load_tuned_input_size
 
 MAX_BYTES = 60 * 1024 * 1024
 
@@ -57,8 +57,10 @@ def data_mix(data_dir: Path) -> dict:
 
 
 def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict | None, metrics: dict | None,
-               weights: Path, postprocess: PostprocessConfig = PostprocessConfig(), notes: str | None = None) -> None:
+               weights: Path, postprocess: PostprocessConfig = PostprocessConfig(), notes: str | None = None,
+               input_size: int | None = None) -> None:
     cfg = DETECTOR_CONFIGS[arch]
+    size = input_size or cfg.input_size
     hist = ck_state.get("history", [])
     lines = [
         f"# Detector `{arch}` (docTR DBNet, trained here)",
@@ -71,7 +73,8 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
         " is docTR's cheapest DBNet backbone; docTR's default 256-channel DB head dominates the cost at full "
         "resolution (measured on one shared thread, 384x384 forward+backward: ~4.5 s with 256 head channels, ~1.9 s "
         "with 128, ~1.4 s with 64), so the head is reduced to 96 channels (PP-OCR's mobile DB uses 96 too). db_resnet50 is the GPU choice.",
-        "- Inference: `DetectionPredictor` resizes the longer page side to 1024 px (aspect kept, white padding), "
+        f"- Inference: `DetectionPredictor` resizes the longer page side to {size} px (aspect kept, white padding"
+        + ("; the size is stored in the file, chosen by the tuner" if input_size else "") + "), "
         "runs the model's own DB postprocessor with `assume_straight_pages=False` (rotated minimum-area quads), "
         "returns TL,TR,BR,BL polygons in page pixels.",
         f"- Postprocessing stored in the file: bin_thresh {postprocess.bin_thresh}, box_thresh "
@@ -126,7 +129,8 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
 
 def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir: Path | None = None,
            arch: str | None = None, max_shard_bytes: int | None = None, card: bool = True,
-           postprocess: PostprocessConfig | None = None, notes: str | None = None) -> Path:
+           postprocess: PostprocessConfig | None = None, notes: str | None = None,
+           input_size: int | None = None) -> Path:
     ck = torch.load(ckpt, map_location="cpu", weights_only=False)
     arch = arch or ck.get("arch")
     model = build_detector(arch)
@@ -134,6 +138,8 @@ def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir
     weights = out_dir / f"detector_{arch}.safetensors"
     postprocess = postprocess or PostprocessConfig()
     metadata = {"arch": arch, "step": str(ck["state"].get("step")), **postprocess.to_metadata()}
+    if input_size:
+        metadata[INPUT_SIZE_KEY] = str(input_size)
     files = export_fp16_safetensors(model, weights, metadata=metadata, max_shard_bytes=max_shard_bytes)
     for f in files:
         f.chmod(0o644)
@@ -144,7 +150,8 @@ def export(ckpt: Path, out_dir: Path, metrics_path: Path | None = None, data_dir
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
     mix = data_mix(data_dir) if data_dir and data_dir.exists() else None
     write_card(out_dir / f"detector_{arch}.md", arch, ck["state"], ck.get("args", {}), mix, metrics,
-               weights if weights.exists() else weights.with_name(weights.name + ".index.json"), postprocess, notes)
+               weights if weights.exists() else weights.with_name(weights.name + ".index.json"), postprocess, notes,
+               input_size)
     return weights
 
 
@@ -160,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     notes = args.notes.read_text() if args.notes else None
     print(export(args.ckpt, args.out, args.metrics, args.data, args.arch, postprocess=load_tuned(args.postprocess),
-                 notes=notes))
+                 notes=notes, input_size=load_tuned_input_size(args.postprocess)))
 
 
 if __name__ == "__main__":
