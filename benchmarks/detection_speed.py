@@ -1,7 +1,7 @@
-"""Median seconds per page of the detector on CPU (default: 2 threads, 1024 px input).
+"""Median seconds per page of the detector on CPU (default: 2 threads, the input size stored in the weights).
 
     python benchmarks/detection_speed.py [--weights models/detector_db_mobilenet_v3_large_h96.safetensors]
-        [--threads 2] [--input-size 1024] [--pages 5] [--batch 1]
+        [--threads 2] [--input-size N] [--pages 5] [--batch 1]
 
 The page is a synthetic letter (fixed seed) rendered at 150 dpi; its pixel size is reported as page_px. Without a weights file the model runs
 randomly initialised (same cost; the postprocessor time then differs). Prints one JSON line.
