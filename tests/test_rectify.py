@@ -133,6 +133,28 @@ def test_default_crop_keeps_a_margin_around_the_word() -> None:
     assert abs(height - 1.4 * np.hypot(20, 20)) < 1e-3
 
 
+def test_margin_stops_halfway_to_the_neighbouring_word() -> None:
+    page = np.full((100, 300, 3), 255, np.uint8)
+    page[10:40, 10:110] = 0  # "Thank", its box 100 x 30
+    page[10:40, 112:200] = 0  # "you", 2 px to the right: a 0.2 margin (6 px) would take 4 columns of "Thank"
+    first = Polygon(((10, 10), (110, 10), (110, 40), (10, 40)))
+    second = Polygon(((112, 10), (200, 10), (200, 40), (112, 40)))
+    kept = rectify_words(page, [first, second], RectifyConfig(pad=0.2, neighbours="keep"))[1]
+    assert kept[8:35, :4].max() == 0 and kept[8:35, 4:6].min() == 255  # 4 columns of "Thank", then the gap
+    half = rectify_words(page, [first, second], RectifyConfig(pad=0.2, neighbours="half"))[1]
+    assert half.shape[1] == 88 + 1 + 6  # 1 px (half the gap) on the left, the full 6 px on the free right side
+    assert half[8:35, 0].min() == 255 and half[8:35, 1:].min() == 0  # no column of "Thank" in the crop
+    # overlapping boxes: each crop stops at the middle of the overlap
+    third = Polygon(((104, 10), (200, 10), (200, 40), (104, 40)))
+    split = rectify_words(page, [first, third], RectifyConfig(pad=0.2, neighbours="split"))
+    assert split[0].shape[1] == 6 + 100 - 3 and split[1].shape[1] == 96 - 3 + 6
+    # a word alone on its line keeps its whole margin
+    lone = rectify_words(page, [first], RectifyConfig(pad=0.2, neighbours="half"))[0]
+    assert lone.shape == (42, 112, 3)
+    with pytest.raises(ValueError, match="neighbours"):
+        rectify_words(page, [first], RectifyConfig(neighbours="shrink"))
+
+
 def test_point_order_is_normalized() -> None:
     clockwise = ((10, 10), (110, 10), (110, 40), (10, 40))
     counter = ((10, 10), (10, 40), (110, 40), (110, 10))
