@@ -198,17 +198,17 @@ def side_margins(quads: Sequence[np.ndarray], fraction: float, half_gap: bool = 
     level = np.abs(top[:, 1]) <= max_tilt * np.maximum(np.abs(top[:, 0]), 1e-6)
     height = np.minimum(y1 - y0, np.array([quad_size(x)[1] for x in q]))
     reach = fraction * height
-    overlap_y = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
-    same_line = (overlap_y >= 0.5 * np.minimum(height[:, None], height[None])) & level[:, None] & level[None]
-    np.fill_diagonal(same_line, False)
     centre = (x0 + x1) / 2
     margins: list[tuple[float | None, float | None]] = []
-    for i in range(len(q)):
+    for i in range(len(q)):  # one row at a time: memory stays linear in the number of words
         if not level[i]:
             margins.append((None, None))
             continue
-        left = same_line[i] & (centre < centre[i]) & (x1 > x0[i] - reach[i])
-        right = same_line[i] & (centre > centre[i]) & (x0 < x1[i] + reach[i])
+        overlap_y = np.minimum(y1, y1[i]) - np.maximum(y0, y0[i])
+        same_line = (overlap_y >= 0.5 * np.minimum(height, height[i])) & level
+        same_line[i] = False
+        left = same_line & (centre < centre[i]) & (x1 > x0[i] - reach[i])
+        right = same_line & (centre > centre[i]) & (x0 < x1[i] + reach[i])
         lm = _margin(float((x0[i] - x1[left]).min()), reach[i], half_gap) if left.any() else None
         rm = _margin(float((x0[right] - x1[i]).min()), reach[i], half_gap) if right.any() else None
         margins.append((lm, rm))
