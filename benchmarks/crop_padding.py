@@ -4,10 +4,9 @@
     [--recognizer W]
 
 On held-out pages of the training page cache (validation split, real PDF pages or ``--kind synth`` documents;
-never the dev data): detect
-words, crop every detection with every padding and every rule towards the neighbouring words
-(``RectifyConfig.neighbours``), keep the detections matched one-to-one to a ground-truth word at IoU >= 0.5 (``matched_pairs``), and
-report the recognizer's exact accuracy per setting (same words).
+never the dev data): detect words, crop every detection with every padding and every rule towards the
+neighbouring words (``RectifyConfig.neighbours``), keep the detections matched one-to-one to a ground-truth word
+at IoU >= 0.5 (``matched_pairs``), and report the recognizer's exact accuracy per setting (same words).
 """
 
 from __future__ import annotations
@@ -60,7 +59,8 @@ def main() -> None:
         pairs = matched_pairs(list(quads), [poly for poly, _ in found])
         total += len(pairs)
         for pad, rule in settings:
-            crops = rectify_words(image, [poly for poly, _ in found], replace(RectifyConfig(), pad=pad, neighbours=rule))
+            config = replace(RectifyConfig(), pad=pad, neighbours=rule)
+            crops = rectify_words(image, [poly for poly, _ in found], config)  # all of them: neighbours matter
             readings = recognizer.read([crops[j] for _, j, _ in pairs])
             correct[pad, rule] += sum(text == texts[i] for (text, _), (i, _, _) in zip(readings, pairs))
     print(json.dumps({"pages": len(items), "words": total,

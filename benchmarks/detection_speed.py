@@ -27,7 +27,7 @@ def main() -> None:
     import torch
 
     from ocrapp.detection import DEFAULT_ARCH, DetectionPredictor, build_detector, load_detector
-    from ocrapp.detection.model import DETECTOR_CONFIGS
+    from ocrapp.detection.model import inference_size
     from ocrapp.training.data.pages import page_from_pdf
     from ocrapp.training.data.synth_doc import make_synthetic_pdf
 
@@ -47,7 +47,7 @@ def main() -> None:
         page = page_from_pdf(pdf, 0, rng, dpi_range=(150, 150)).image
     trained = args.weights.exists()
     model = load_detector(args.weights, args.arch) if trained else build_detector(args.arch).eval()
-    size = args.input_size or getattr(model, "tuned_input_size", None) or DETECTOR_CONFIGS[args.arch].input_size
+    size = inference_size(model, args.arch, args.input_size)
     pred = DetectionPredictor(model, input_size=size, batch_size=args.batch)
     pred.predict([page] * args.batch)  # warm-up
     times = []

@@ -75,7 +75,8 @@ def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     # one data engine per source, all feeding the batches: general and receipts words, real PDF words
     assert report["data_weights"] == {"synth": 0.5, "synth_receipts": 0.25, "pdf": 0.25}
     assert all(report["words_rendered"][name] > 0 for name in ("synth", "synth_receipts", "pdf"))
-    receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in list_shards(tmp_path / "work" / "synth_receipts"))
+    receipt_shards = list_shards(tmp_path / "work" / "synth_receipts")
+    receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in receipt_shards)
     assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)
     pdf_labels = {t for p in list_shards(tmp_path / "work" / "pdf") for t in p.with_suffix(".txt").read_text().split()}
     assert {"Invoice", "number", "Total:"} <= pdf_labels

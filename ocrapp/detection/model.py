@@ -153,6 +153,12 @@ def load_detector(weights_path: str | Path, arch: str = DEFAULT_ARCH, device: st
     return model.to(device).eval()
 
 
+def inference_size(model: nn.Module, arch: str, requested: int | None = None) -> int:
+    """The input size to run ``model`` at: ``requested``, else the one its weights were tuned at, else the
+    architecture's default."""
+    return requested or getattr(model, "tuned_input_size", None) or DETECTOR_CONFIGS[arch].input_size
+
+
 def stored_input_size(meta: dict[str, str] | None, path: Path | None = None) -> int | None:
     """The inference size the weights were tuned at (``python -m ocrapp.detection.tune``), None if not stored."""
     if not meta or INPUT_SIZE_KEY not in meta:

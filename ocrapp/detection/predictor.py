@@ -12,7 +12,7 @@ from torch import nn
 
 from ocrapp import accel
 from ocrapp.document import Polygon
-from ocrapp.detection.model import DEFAULT_ARCH, DETECTOR_CONFIGS, load_detector
+from ocrapp.detection.model import DEFAULT_ARCH, inference_size, load_detector
 
 DEFAULT_MEAN = (0.798, 0.785, 0.772)  # docTR's DBNet normalisation
 DEFAULT_STD = (0.264, 0.2749, 0.287)
@@ -84,8 +84,7 @@ class DetectionPredictor:
                      input_size: int | None = None, **kwargs) -> "DetectionPredictor":
         """``input_size`` None: the size stored in the weights by the tuner, else the architecture's default."""
         model = load_detector(weights_path, arch, device, assume_straight_pages=False)
-        size = input_size or getattr(model, "tuned_input_size", None) or DETECTOR_CONFIGS[arch].input_size
-        return cls(model, size, device=device, **kwargs)
+        return cls(model, inference_size(model, arch, input_size), device=device, **kwargs)
 
     def prob_maps(self, batch_u8: torch.Tensor) -> np.ndarray:
         if self.device.type == "cuda":  # uint8 from pinned memory, normalised on the GPU

@@ -7,7 +7,8 @@ The probability maps of held-out pages of the *training* page cache (the validat
 never trained on) are computed once; every setting of the grid is then scored by one-to-one IoU >= 0.5 hmean
 against their word boxes (ties: the higher mean IoU of the matches), at each input size (the longer page side
 the page is resized to: a larger one separates tightly set words, at a cost in time), and the best one is written
-as JSON (``best``, ``input_size``) for ``evaluate --postprocess`` and the export. The dev data is not used here: a rule tuned on it would measure itself.
+as JSON (``best``, ``input_size``) for ``evaluate --postprocess`` and the export. The dev data is not used here:
+a rule tuned on it would measure itself.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def score_settings(predictor: DetectionPredictor, pages: Iterable[tuple[np.ndarr
     return list(zip(settings, totals))
 
 
+def rank(counts: DetCounts) -> tuple[float, float]:
+    """Highest hmean at IoU 0.5 first; among equals, the tightest boxes (mean IoU of the matches)."""
+    return round(counts.hmean, 4), counts.mean_iou
+
+
 def best_setting(scored: Sequence[tuple[PostprocessConfig, DetCounts]]) -> PostprocessConfig:
-    """Highest hmean at IoU 0.5; among equals, the tightest boxes (mean IoU of the matches)."""
-    return max(scored, key=lambda item: (round(item[1].hmean, 4), item[1].mean_iou))[0]
+    return max(scored, key=lambda item: rank(item[1]))[0]
 
 
 def held_out_pages(data_dir: Path, limit: int) -> Iterable[tuple[np.ndarray, np.ndarray]]:
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.input_sizes:
         predictor.input_size = size
         scored += [(size, s, c) for s, c in score_settings(predictor, held_out_pages(args.data, args.pages), grid())]
-    best_size, best, best_counts = max(scored, key=lambda item: (round(item[2].hmean, 4), item[2].mean_iou))
+    best_size, best, best_counts = max(scored, key=lambda item: rank(item[2]))
     for size, setting, counts in sorted(scored, key=lambda item: -item[2].hmean)[:10]:
         print(f"{size} px, {setting}: {counts.as_dict()}", file=sys.stderr)
     default = next((c for size, s, c in scored if s == PostprocessConfig() and size == args.input_sizes[0]), None)

@@ -88,7 +88,8 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
         data.append(receipts_dir)
         weights.append(mix.receipt_share)
     if pdf_workers > 0:  # one cutter per process, each into its own folder (a cache is one writer's)
-        producers += [_start_pdf_cutter(pdf_dir / f"cutter{i}", mix.pdf_root, seed=100 + i) for i in range(pdf_workers)]
+        producers += [_start_pdf_cutter(pdf_dir / f"cutter{i}", mix.pdf_root, seed=100 + i)
+                      for i in range(pdf_workers)]
         data.append(pdf_dir)
         weights.append(mix.pdf_share)
     weights[0] = 1.0 - sum(weights[1:])
@@ -119,7 +120,8 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
                                              for p in list_shards(d)) for d in data},
               "data_weights": dict(zip([d.name for d in data], weights)), "lr": cfg.lr,
               "anneal_minutes": round(cfg.anneal_minutes, 2), "batch_size": batch_size,
-              "exact_accuracy": scores, "init_exact_accuracy": baseline, "init": str(cfg.init_weights), "files": [p.name for p in files]}
+              "exact_accuracy": scores, "init_exact_accuracy": baseline, "init": str(cfg.init_weights),
+              "files": [p.name for p in files]}
     (out / "recognizer_report.json").write_text(json.dumps(report, indent=2))
     return report
 

@@ -376,7 +376,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     a = p.parse_args(argv)
     return TrainConfig(model=a.config, data=a.data, data_weights=a.data_weights, val=a.val, out=a.out,
                        minutes=a.minutes, threads=a.threads, batch_size=a.batch_size, lr=a.lr,
-                       total_steps=a.total_steps, warmup_steps=a.warmup_steps, eval_every=a.eval_every, val_limit=a.val_limit, device=a.device,
+                       total_steps=a.total_steps, warmup_steps=a.warmup_steps, eval_every=a.eval_every,
+                       val_limit=a.val_limit, device=a.device,
                        text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers,
                        add_image_pos_embed=a.add_image_pos_embed, anneal_minutes=a.anneal_minutes)
 
