@@ -48,7 +48,7 @@ def main() -> None:
     trained = args.weights.exists()
     model = load_detector(args.weights, args.arch) if trained else build_detector(args.arch).eval()
     size = inference_size(model, args.arch, args.input_size)
-    pred = DetectionPredictor(model, input_size=size, batch_size=args.batch)
+    pred = DetectionPredictor(model, input_size=size, batch_size=args.batch, fold_batchnorm=True)
     pred.predict([page] * args.batch)  # warm-up
     times = []
     n_words = 0

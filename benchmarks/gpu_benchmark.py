@@ -125,7 +125,7 @@ def load_models(device: torch.device, tiny: bool, random_weights: bool):
     else:
         torch.manual_seed(0)
         det_model, det_src = build_detector(DEFAULT_ARCH), f"random {DEFAULT_ARCH}"
-    detector = DetectionPredictor(det_model, input_size=size, device=device)
+    detector = DetectionPredictor(det_model, input_size=size, device=device, fold_batchnorm=True)
     if rec_path.exists() and not random_weights and not tiny:
         rec_model, rec_src = load_recognizer(rec_path, device), rec_path.name
     else:

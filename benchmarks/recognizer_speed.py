@@ -1,7 +1,7 @@
 """Recognizer throughput on this machine: crops/s at a given batch size, median of several runs.
 
 python benchmarks/recognizer_speed.py [--weights models/recognizer_clip4str-s.safetensors] [--batch 64]
-    [--runs 7] [--threads 2] [--device cpu] [--full-prefix] [--cross-decoding ar|fast]
+    [--runs 7] [--threads 2] [--device cpu] [--full-prefix] [--cross-decoding ar|fast] [--cross-skip T]
 Crops are synthetic words rendered with the data engine (fixed seed), so every run reads the same pixels.
 """
 
@@ -31,12 +31,15 @@ def main() -> None:
     p.add_argument("--full-prefix", action="store_true",
                    help="decode with the full-prefix decoder instead of the incremental one (same readings)")
     p.add_argument("--cross-decoding", choices=["ar", "fast"], default="ar")
+    p.add_argument("--cross-skip", type=float, default=RecognizerConfig.cross_skip_confidence,
+                   help="visual confidence above which the cross-modal branch is skipped; <= 0: never skip")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     renderer = WordRenderer(RenderConfig(), seed=123)
     crops = [renderer.render(*_word_and_font(renderer)) for _ in range(a.batch)]
-    rec = Recognizer.from_pretrained(a.weights, a.device, RecognizerConfig(batch_size=a.batch,
-                                                                             cross_decoding=a.cross_decoding))
+    skip = a.cross_skip if a.cross_skip > 0 else None
+    rec = Recognizer.from_pretrained(a.weights, a.device, RecognizerConfig(
+        batch_size=a.batch, cross_decoding=a.cross_decoding, cross_skip_confidence=skip))
     rec.model.incremental_decoding = not a.full_prefix
     rec.read(crops)  # warm-up
     times = []
@@ -48,7 +51,7 @@ def main() -> None:
     print(json.dumps({"crops_per_s": round(a.batch / median, 1), "batch": a.batch, "runs": a.runs,
                       "threads": a.threads, "device": a.device,
                       "decoder": "full-prefix" if a.full_prefix else "incremental",
-                      "cross_decoding": a.cross_decoding,
+                      "cross_decoding": a.cross_decoding, "cross_skip_confidence": skip,
                       "cpu": platform.processor() or platform.machine(),
                       "median_s": round(median, 4)}))
 

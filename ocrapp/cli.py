@@ -44,6 +44,10 @@ OUT_HELP = "Output format: text, hocr, json, alto, or pdf (a searchable PDF: the
 DEVICE_OPT = typer.Option(Device.auto, "--device", help="Where the models run: auto picks CUDA when present.")
 DETECTOR_OPT = typer.Option(None, "--detector", help="Detector weights (.safetensors); default: the embedded model.")
 RECOGNIZER_OPT = typer.Option(None, "--recognizer", help="Recognizer weights (.safetensors); default: the embedded model.")
+DETECTOR_SIZE_OPT = typer.Option(
+    None, "--detector-size", min=256, max=4096,
+    help="Longer page side the detector reads, in px; default: the size stored in the detector weights (1280 for "
+         "the embedded one). 1024 is about 1.6x faster on a CPU but merges more tightly set words.")
 
 
 def fail(message: str, code: ExitCode) -> None:
@@ -51,12 +55,13 @@ def fail(message: str, code: ExitCode) -> None:
     raise typer.Exit(int(code))
 
 
-def make_ocr(device: Device, dpi: int, detector: Optional[Path], recognizer: Optional[Path], **extra):
+def make_ocr(device: Device, dpi: int, detector: Optional[Path], recognizer: Optional[Path],
+             detector_size: Optional[int] = None, **extra):
     from ocrapp.pipeline import OCR, OcrConfig
 
     try:
         return OCR(OcrConfig(device=device.value, dpi=dpi, detector_weights=detector, recognizer_weights=recognizer,
-                             **extra))
+                             detector_input_size=detector_size, **extra))
     except ValueError as exc:  # e.g. --device cuda without a GPU
         fail(str(exc), ExitCode.BAD_ARGS)
 
@@ -128,12 +133,13 @@ def scan(
     device: Device = DEVICE_OPT,
     detector: Optional[Path] = DETECTOR_OPT,
     recognizer: Optional[Path] = RECOGNIZER_OPT,
+    detector_size: Optional[int] = DETECTOR_SIZE_OPT,
 ) -> None:
     """OCR an image (every frame of a multi-page TIFF) and print or write the text."""
 
     def body() -> None:
         check_output_target(out, output)
-        ocr = make_ocr(device, 200, detector, recognizer)
+        ocr = make_ocr(device, 200, detector, recognizer, detector_size)
         ocr_to_output(ocr, image, out, output, None, show_progress())
 
     guarded(body)
@@ -149,6 +155,7 @@ def pdf(
     device: Device = DEVICE_OPT,
     detector: Optional[Path] = DETECTOR_OPT,
     recognizer: Optional[Path] = RECOGNIZER_OPT,
+    detector_size: Optional[int] = DETECTOR_SIZE_OPT,
 ) -> None:
     """OCR every page (or --pages) of a PDF, streaming page by page."""
 
@@ -159,7 +166,7 @@ def pdf(
         if sniff_kind(document) != "pdf":
             raise InputFileError(f"{document}: not a PDF")
         check_output_target(out, output)
-        ocr = make_ocr(device, dpi, detector, recognizer)
+        ocr = make_ocr(device, dpi, detector, recognizer, detector_size)
         ocr_to_output(ocr, document, out, output, pages, show_progress())
 
     guarded(body)
@@ -174,6 +181,7 @@ def batch(
     device: Device = DEVICE_OPT,
     detector: Optional[Path] = DETECTOR_OPT,
     recognizer: Optional[Path] = RECOGNIZER_OPT,
+    detector_size: Optional[int] = DETECTOR_SIZE_OPT,
 ) -> None:
     """OCR every image and PDF under FOLDER. A file that fails is reported and skipped; each output is written
     atomically, so an interrupted run leaves no half-written file. Exit 7 when some files failed."""
@@ -189,7 +197,7 @@ def batch(
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail(f"{output_dir}: cannot create: {exc.strerror or exc}", ExitCode.OUTPUT_FILE)
-        ocr = make_ocr(device, dpi, detector, recognizer)
+        ocr = make_ocr(device, dpi, detector, recognizer, detector_size)
         failures = 0
         for source in tqdm(inputs, unit="file", desc="batch", file=sys.stderr, disable=not show_progress()):
             target = output_dir / source.relative_to(folder).with_suffix(EXTENSIONS[out.value])

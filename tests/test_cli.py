@@ -77,6 +77,24 @@ def test_scan_writes_valid_hocr_atomically(weights: list[str], page_png: Path, t
     assert [p.name for p in tmp_path.iterdir()] == ["page.hocr"]  # no temporary leftovers
 
 
+def test_detector_size_option_sets_the_detector_input(weights: list[str], page_png: Path, monkeypatch) -> None:
+    from ocrapp import pipeline
+
+    built = []
+
+    class RecordingOCR(pipeline.OCR):
+        def __init__(self, config: pipeline.OcrConfig) -> None:
+            super().__init__(config)
+            built.append(self)
+
+    monkeypatch.setattr(pipeline, "OCR", RecordingOCR)
+    result = run(["scan", str(page_png), "--detector-size", "640", *weights])
+    assert result.exit_code == 0, result.stderr
+    assert [ocr.detector.input_size for ocr in built] == [640]
+    result = run(["scan", str(page_png), "--detector-size", "100", *weights])
+    assert result.exit_code == 2 and "--detector-size" in result.stderr
+
+
 def test_pdf_command_streams_selected_pages_to_json(weights: list[str], tmp_path: Path) -> None:
     from reportlab.pdfgen.canvas import Canvas
 

@@ -422,3 +422,55 @@ def test_dot_matrix_breaks_strokes_into_dots_where_the_ink_was():
     assert dot_matrix(page, 12.0, random.Random(0)) is page  # grid under 3 px: unchanged
     quads = np.array([[[0, 0], [10, 0], [10, 30], [0, 30]], [[0, 0], [10, 0], [10, 50], [0, 50]]], np.float32)
     assert text_height(quads) == 40.0
+
+
+def test_rotated_postprocessing_matches_doctr():
+    """Same boxes and scores as docTR's DBPostProcessor(assume_straight_pages=False) on a map of many words:
+    straight and rotated, small and large, touching the border, with noise below the threshold."""
+    import cv2
+    from doctr.models.detection.differentiable_binarization.base import DBPostProcessor
+    from shapely.geometry import Polygon as ShapelyPolygon
+
+    from ocrapp.detection.postprocess import RotatedDBPostprocessor
+
+    rng = np.random.default_rng(3)
+    prob = rng.uniform(0, 0.2, (640, 480)).astype(np.float32)
+    for _ in range(120):
+        centre = (float(rng.uniform(0, 480)), float(rng.uniform(0, 640)))
+        size = (float(rng.uniform(3, 60)), float(rng.uniform(3, 14)))
+        angle = float(rng.choice([0.0, rng.uniform(-30, 30)]))
+        quad = cv2.boxPoints((centre, size, angle)).astype(np.int32)
+        cv2.fillPoly(prob, [quad], float(rng.uniform(0.35, 0.95)))
+    theirs = DBPostProcessor(box_thresh=0.5, bin_thresh=0.4, assume_straight_pages=False)
+    theirs.unclip_ratio = 0.9
+    ours = RotatedDBPostprocessor.like(theirs)
+    expected = theirs(prob[None, ..., None])[0][0]
+    found = ours.boxes(prob)
+    assert len(expected) > 40 and len(found) == len(expected)
+
+    def quads(boxes):
+        return [ShapelyPolygon(b[:4] * (480, 640)) for b in boxes]
+
+    for box, quad in zip(expected, quads(expected)):
+        ious = [quad.intersection(q).area / quad.union(q).area for q in quads(found)]
+        k = int(np.argmax(ious))
+        assert ious[k] > 0.99 and abs(found[k, 4, 1] - box[4, 1]) < 1e-5
+
+
+def test_batchnorm_folding_keeps_the_probability_map():
+    from ocrapp.detection.model import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_detector(DEFAULT_ARCH)
+    with pytest.raises(RuntimeError, match="eval"):
+        fold_batchnorm(model)
+    model.eval()
+    for module in model.modules():  # non-trivial statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    page = (np.random.default_rng(0).random((1, 3, 256, 192)) * 255).astype(np.uint8)
+    before = DetectionPredictor(model, input_size=256).prob_maps(torch.from_numpy(page))
+    folded = DetectionPredictor(model, input_size=256, fold_batchnorm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.modules())
+    assert np.abs(folded.prob_maps(torch.from_numpy(page)) - before).max() < 1e-4

@@ -333,6 +333,26 @@ def test_output_branch_choice_and_its_round_trip(tmp_path: Path) -> None:
     assert [t for t, _ in as_cross.read(crops)] == want_cross
 
 
+def test_confident_visual_readings_skip_the_cross_branch() -> None:
+    torch.manual_seed(1)
+    model = Clip4Str(TINY).eval()
+    x = images_to_tensor(render_words(["one", "two", "three", "four", "five"]), TINY)
+    with torch.inference_mode():
+        visual = model(x, branch="visual")
+        both = model(x, branch="confident")
+        conf = model.sequence_confidence(visual)
+        threshold = conf.median().item()
+        partly = model(x, branch="confident", cross_skip_confidence=threshold)
+        never = model(x, branch="confident", cross_skip_confidence=2.0)
+        always = model(x, branch="confident", cross_skip_confidence=0.0)
+    above = conf >= threshold
+    assert 0 < int(above.sum()) < len(x)
+    assert torch.equal(always, visual)
+    assert torch.allclose(never, both, atol=1e-5)
+    assert torch.equal(partly[above], visual[above])
+    assert torch.allclose(partly[~above], both[~above], atol=1e-5)
+
+
 def test_batchnorm_folding_keeps_the_outputs() -> None:
     torch.manual_seed(3)
     model = Clip4Str(TINY)

@@ -13,6 +13,8 @@ from torch import nn
 from ocrapp import accel
 from ocrapp.document import Polygon
 from ocrapp.detection.model import DEFAULT_ARCH, inference_size, load_detector
+from ocrapp.detection.model import fold_batchnorm as fold_model_batchnorm
+from ocrapp.detection.postprocess import RotatedDBPostprocessor
 
 DEFAULT_MEAN = (0.798, 0.785, 0.772)  # docTR's DBNet normalisation
 DEFAULT_STD = (0.264, 0.2749, 0.287)
@@ -57,14 +59,20 @@ def resize_and_pad(pages: list[np.ndarray], size: int, multiple: int = 32) -> tu
 class DetectionPredictor:
     """Finds word polygons. ``predict(pages)`` -> per page a list of (Polygon TL,TR,BR,BL in page pixels, score).
 
-    Uses the model's own DB postprocessor; the model is built with ``assume_straight_pages=False`` so rotated
-    words come back as rotated quadrilaterals (minimum-area rectangles)."""
+    The probability map goes through docTR's DB postprocessing for rotated words (``RotatedDBPostprocessor``, with
+    the thresholds of the model's own postprocessor), so rotated words come back as rotated quadrilaterals
+    (minimum-area rectangles)."""
 
     def __init__(self, model: nn.Module, input_size: int = 1024, batch_size: int | None = None,
                  device: str | torch.device | None = None, bin_thresh: float | None = None,
-                 box_thresh: float | None = None, max_batch_size: int | None = None) -> None:
+                 box_thresh: float | None = None, max_batch_size: int | None = None,
+                 fold_batchnorm: bool = False) -> None:
+        """``fold_batchnorm`` takes ``model`` over for inference (``detection.model.fold_batchnorm``): faster, but
+        it cannot be trained afterwards, so a training loop's validation leaves it False."""
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
+        if fold_batchnorm:
+            fold_model_batchnorm(self.model)
         self.input_size = input_size
         on_cpu = self.device.type == "cpu"
         # batch_size None: 2 pages on a CPU, 16 on a GPU (then sized from the free memory, halved on OOM)
@@ -73,7 +81,7 @@ class DetectionPredictor:
         cfg = getattr(model, "cfg", None) or {}
         self.mean = torch.tensor(cfg.get("mean", DEFAULT_MEAN), dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg.get("std", DEFAULT_STD), dtype=torch.float32).view(1, 3, 1, 1)
-        self.postprocessor = model.postprocessor
+        self.postprocessor = RotatedDBPostprocessor.like(model.postprocessor)
         if bin_thresh is not None:
             self.postprocessor.bin_thresh = bin_thresh
         if box_thresh is not None:
@@ -84,6 +92,7 @@ class DetectionPredictor:
                      input_size: int | None = None, **kwargs) -> "DetectionPredictor":
         """``input_size`` None: the size stored in the weights by the tuner, else the architecture's default."""
         model = load_detector(weights_path, arch, device, assume_straight_pages=False)
+        kwargs.setdefault("fold_batchnorm", True)
         return cls(model, inference_size(model, arch, input_size), device=device, **kwargs)
 
     def prob_maps(self, batch_u8: torch.Tensor) -> np.ndarray:
@@ -138,7 +147,7 @@ class DetectionPredictor:
         nh, nw, _scale = meta
         # crop the map to the un-padded region so that relative coords map onto the page
         crop = np.ascontiguousarray(pmap[:nh, :nw])
-        preds = self.postprocessor(crop[None])[0][0]  # first sample, first class: (N, 5, 2)
+        preds = self.postprocessor.boxes(crop[..., 0])  # (N, 5, 2): corners, then (0, score)
         H, W = page_shape
         words = []
         for pred in preds:

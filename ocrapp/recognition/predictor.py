@@ -29,6 +29,9 @@ class RecognizerConfig:
     branch: str | None = None
     # "ar": the cross-modal decoder decodes autoregressively; "fast": one pass on the visual reading (see Clip4Str).
     cross_decoding: str = "ar"
+    # Branch "confident": a crop whose visual reading is at least this confident keeps it and skips the
+    # cross-modal decoder (Clip4Str.forward); None runs both branches on every crop.
+    cross_skip_confidence: float | None = 0.98
     # A crop narrower than this many heights is also read turned +-90 degrees (vertical text; single characters
     # are rarely this narrow with the crop's margin).
     vertical_aspect: float = 0.4
@@ -138,7 +141,8 @@ class Recognizer:
         x = images_to_tensor(batch, self.model.cfg, self.device)
         with accel.autocast(self.device):
             logits = self.model(x, refine_iters=self.cfg.refine_iters, branch=self.cfg.branch,
-                                cross_decoding=self.cfg.cross_decoding)
+                                cross_decoding=self.cfg.cross_decoding,
+                                cross_skip_confidence=self.cfg.cross_skip_confidence)
         # one device->host copy per batch; per-crop products on the host then need no further syncs
         probs = logits.float().softmax(-1).cpu()
         texts, char_probs = self.model.tokenizer.decode(probs)

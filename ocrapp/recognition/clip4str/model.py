@@ -173,35 +173,49 @@ class Clip4Str(nn.Module):
         return max_p.masked_fill(after_eos, 1.0).log().sum(-1).exp()
 
     def forward(self, images: Tensor, max_length: int | None = None, refine_iters: int = 1,
-                branch: str | None = None, cross_decoding: str = "ar") -> Tensor:
+                branch: str | None = None, cross_decoding: str = "ar",
+                cross_skip_confidence: float | None = None) -> Tensor:
         """Inference: logits (B, T, num_classes).
 
         ``branch``: "cross" = the cross-modal decoder's prediction (the paper's output), "visual" = the visual
         decoder's, "confident" = per crop whichever of the two is more confident (useful while the cross-modal
         branch, trained on the visual branch's guesses, is still behind it); None = ``cfg.output_branch``.
         ``cross_decoding``: "ar" = the cross-modal decoder decodes autoregressively, then refines; "fast" = one
-        cloze pass with the visual branch's reading as context (CLIP4STR's ``cross_fast_decode``)."""
+        cloze pass with the visual branch's reading as context (CLIP4STR's ``cross_fast_decode``).
+        ``cross_skip_confidence`` (branch "confident" only): crops whose visual reading is at least this
+        confident keep it without running the cross-modal branch, which costs ~40% of a CPU read."""
         branch = branch or self.cfg.output_branch
         if branch not in OUTPUT_BRANCHES:
             raise ValueError(f"unknown branch {branch!r}")
         if cross_decoding not in CROSS_DECODINGS:
             raise ValueError(f"unknown cross_decoding {cross_decoding!r}")
         max_length = self.cfg.max_label_length if max_length is None else min(max_length, self.cfg.max_label_length)
-        num_steps = max_length + 1
         memory = self.encode_image(images)
-        visual = self._ar_decode(self.visual_decoder, memory, num_steps, stop_early=True)
+        visual = self._ar_decode(self.visual_decoder, memory, max_length + 1, stop_early=True)
         for _ in range(refine_iters):
             visual = self._refine(self.visual_decoder, memory, visual)
         if branch == "visual":
             return visual
+        if branch == "cross":
+            return self._cross_branch(memory, visual, refine_iters, cross_decoding)
+        visual_conf = self.sequence_confidence(visual)
+        rows = torch.arange(len(visual), device=visual.device)
+        if cross_skip_confidence is not None:
+            rows = rows[visual_conf < cross_skip_confidence]
+            if len(rows) == 0:
+                return visual
+        cross = self._cross_branch(memory[rows], visual[rows], refine_iters, cross_decoding)
+        take_visual = visual_conf[rows] > self.sequence_confidence(cross)
+        out = visual.clone()
+        out[rows] = torch.where(take_visual[:, None, None], visual[rows], cross)
+        return out
+
+    def _cross_branch(self, memory: Tensor, visual: Tensor, refine_iters: int, cross_decoding: str) -> Tensor:
+        """The cross-modal decoder's logits over image tokens + the text encoder's features of ``visual``."""
         cross_mem = self.cross_memory(memory, visual)
         if cross_decoding == "fast":
-            cross = self._refine(self.cross_decoder, cross_mem, visual)
-        else:
-            cross = self._ar_decode(self.cross_decoder, cross_mem, visual.shape[1], stop_early=False)
-            for _ in range(refine_iters):
-                cross = self._refine(self.cross_decoder, cross_mem, cross)
-        if branch == "cross":
-            return cross
-        take_visual = self.sequence_confidence(visual) > self.sequence_confidence(cross)
-        return torch.where(take_visual[:, None, None], visual, cross)
+            return self._refine(self.cross_decoder, cross_mem, visual)
+        cross = self._ar_decode(self.cross_decoder, cross_mem, visual.shape[1], stop_early=False)
+        for _ in range(refine_iters):
+            cross = self._refine(self.cross_decoder, cross_mem, cross)
+        return cross

@@ -75,7 +75,7 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
         "with 128, ~1.4 s with 64), so the head is reduced to 96 channels (PP-OCR's mobile DB uses 96 too). db_resnet50 is the GPU choice.",
         f"- Inference: `DetectionPredictor` resizes the longer page side to {size} px (aspect kept, white padding"
         + ("; the size is stored in the file, chosen by the tuner" if input_size else "") + "), "
-        "runs the model's own DB postprocessor with `assume_straight_pages=False` (rotated minimum-area quads), "
+        "runs docTR's DB postprocessing for rotated words (`assume_straight_pages=False`: minimum-area quads), "
         "returns TL,TR,BR,BL polygons in page pixels.",
         f"- Postprocessing stored in the file: bin_thresh {postprocess.bin_thresh}, box_thresh "
         f"{postprocess.box_thresh}, unclip_ratio {postprocess.unclip_ratio} (chosen by `python -m "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -20,12 +21,13 @@ from ocrapp.recognition.weights import load_recognizer
 from ocrapp.training.recognizer.export import branch_scores
 
 
-def compare(weights: list[Path], folders: list[Path], limit: int) -> dict[str, dict[str, dict[str, float]]]:
-    """{weights file: {folder name: {branch: exact accuracy}}}."""
+def compare(weights: list[Path], folders: list[Path], limit: int,
+            cross_skips: Sequence[float] = ()) -> dict[str, dict[str, dict[str, float]]]:
+    """{weights file: {folder name: {branch: exact accuracy}}}; see ``export.branch_scores`` for cross_skips."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for path in weights:
         model = load_recognizer(path).eval()
-        table[str(path)] = {folder.name: branch_scores(model, [folder], limit=limit) for folder in folders}
+        table[str(path)] = {folder.name: branch_scores(model, [folder], limit, cross_skips) for folder in folders}
     return table
 
 
@@ -35,10 +37,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--on", type=Path, nargs="+", required=True, metavar="SHARD_DIR")
     p.add_argument("--limit", type=int, default=1000, help="crops per folder")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cross-skip", type=float, nargs="*", default=[], metavar="T",
+                   help="also score the confident branch that skips the cross-modal decoder above visual confidence T")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    table = compare(a.weights, a.on, a.limit)
+    table = compare(a.weights, a.on, a.limit, a.cross_skip)
     for path, folders in table.items():
         means = {b: sum(f[b] for f in folders.values()) / len(folders) for b in next(iter(folders.values()))}
         print(path)

@@ -10,6 +10,7 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -32,16 +33,20 @@ def training_summary(state: dict) -> dict[str, str]:
             "train_hours": f"{state['elapsed'] / 3600:.2f}", "history": json.dumps(history[-20:])}
 
 
-def branch_scores(model: Clip4Str, val_dirs: list[Path], limit: int) -> dict[str, float]:
-    """Mean exact accuracy over the held-out sets for each output branch."""
+def branch_scores(model: Clip4Str, val_dirs: list[Path], limit: int,
+                  cross_skips: Sequence[float] = ()) -> dict[str, float]:
+    """Mean exact accuracy over the held-out sets for each output branch, and for the "confident" branch with
+    each cross-modal skip threshold (``Clip4Str.forward``'s ``cross_skip_confidence``) as "confident@T"."""
     from ocrapp.training.recognizer.train import evaluate, load_val_sets
 
     val_sets = load_val_sets(val_dirs, limit)
+    runs = [(b, b, {}) for b in BRANCHES] + [(f"confident@{t:g}", "confident", {"cross_skip_confidence": t})
+                                             for t in cross_skips]
     scores = {}
-    for branch in BRANCHES:
+    for name, branch, options in runs:
         model.cfg = replace(model.cfg, output_branch=branch)
-        per_set = evaluate(model, val_sets, torch.device("cpu"))
-        scores[branch] = round(sum(per_set.values()) / max(1, len(per_set)), 4)
+        per_set = evaluate(model, val_sets, torch.device("cpu"), **options)
+        scores[name] = round(sum(per_set.values()) / max(1, len(per_set)), 4)
     model.eval()
     return scores
 

@@ -91,7 +91,8 @@ def pick_device(name: str) -> torch.device:
 
 @torch.inference_mode()
 def evaluate(model: Clip4Str, val_sets: dict[str, tuple[np.ndarray, list[str]]], device: torch.device,
-             batch_size: int = 256) -> dict[str, float]:
+             batch_size: int = 256, **forward_options) -> dict[str, float]:
+    """Exact accuracy per set; ``forward_options`` go to the model's inference forward."""
     model.eval()
     scores = {}
     for name, (images, labels) in val_sets.items():
@@ -99,7 +100,7 @@ def evaluate(model: Clip4Str, val_sets: dict[str, tuple[np.ndarray, list[str]]],
         for i in range(0, len(labels), batch_size):
             x = images_to_tensor(images[i:i + batch_size], model.cfg, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(x)
+                logits = model(x, **forward_options)
             texts, _ = model.tokenizer.decode(logits.float().softmax(-1))
             correct += sum(t == y for t, y in zip(texts, labels[i:i + batch_size]))
         scores[name] = correct / max(1, len(labels))
@@ -373,13 +374,15 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="decay the learning rate over the last M minutes (decayed state: OUT/annealed.pt)")
     p.add_argument("--add-image-pos-embed", action="store_true",
                    help="give a resumed/initial model trained without it the image-token position embedding")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="seeds the data order and permutations (two fine-tunes of one file can then be averaged)")
     a = p.parse_args(argv)
     return TrainConfig(model=a.config, data=a.data, data_weights=a.data_weights, val=a.val, out=a.out,
                        minutes=a.minutes, threads=a.threads, batch_size=a.batch_size, lr=a.lr,
                        total_steps=a.total_steps, warmup_steps=a.warmup_steps, eval_every=a.eval_every,
                        val_limit=a.val_limit, device=a.device,
                        text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers,
-                       add_image_pos_embed=a.add_image_pos_embed, anneal_minutes=a.anneal_minutes)
+                       add_image_pos_embed=a.add_image_pos_embed, anneal_minutes=a.anneal_minutes, seed=a.seed)
 
 
 if __name__ == "__main__":
