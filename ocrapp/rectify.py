@@ -43,13 +43,30 @@ class RectifyConfig:
     neighbours: str = "half"
 
 
+def convex_signed_area(points: Sequence[tuple[float, float]]) -> float | None:
+    """Shoelace area of a quadrilateral (positive: clockwise on screen, y down) when it is strictly convex, hence a
+    valid polygon; None otherwise (concave, self-intersecting, degenerate, not 4 points). A cheap test that spares
+    shapely the usual case of a detector's rectangle."""
+    if len(points) != 4:
+        return None
+    turns = []
+    for k in range(4):
+        (ax, ay), (bx, by), (cx, cy) = points[k], points[(k + 1) % 4], points[(k + 2) % 4]
+        turns.append((bx - ax) * (cy - by) - (by - ay) * (cx - bx))
+    if not (all(t > 0 for t in turns) or all(t < 0 for t in turns)):
+        return None
+    return 0.5 * sum(points[k][0] * points[(k + 1) % 4][1] - points[(k + 1) % 4][0] * points[k][1] for k in range(4))
+
+
 def to_quad(polygon: Polygon) -> np.ndarray:
     """A 4x2 float32 array TL, TR, BR, BL. Polygons with more points (curved text) or a self-intersecting
     order are replaced by their minimum rotated rectangle, ordered with the long side horizontal."""
     pts = np.asarray(polygon.points, dtype=np.float32)
-    if len(pts) == 4 and ShapelyPolygon(pts).is_valid:
+    signed_area = convex_signed_area(polygon.points)
+    if signed_area is None and len(pts) == 4 and ShapelyPolygon(pts).is_valid:  # a valid concave quad
         x, y = pts[:, 0], pts[:, 1]
         signed_area = float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    if signed_area is not None:
         # clockwise on screen (y down) is a positive shoelace area; mirror a counter-clockwise order
         return pts if signed_area >= 0 else pts[[0, 3, 2, 1]]
     rect = cv2.boxPoints(cv2.minAreaRect(pts.reshape(-1, 1, 2)))
@@ -76,16 +93,21 @@ def order_rect_points(rect: np.ndarray) -> np.ndarray:
 
 def quad_size(quad: np.ndarray) -> tuple[float, float]:
     """(width, height) of the upright word: the longer of each pair of opposite sides."""
-    tl, tr, br, bl = quad
-    width = max(np.hypot(*(tr - tl)), np.hypot(*(br - bl)))
-    height = max(np.hypot(*(bl - tl)), np.hypot(*(br - tr)))
-    return float(width), float(height)
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad.tolist()
+    width = max(math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x3, y2 - y3))
+    height = max(math.hypot(x3 - x0, y3 - y0), math.hypot(x2 - x1, y2 - y1))
+    return width, height
 
 
 def is_valid_polygon(
     polygon: Polygon, config: RectifyConfig = RectifyConfig(), page_size: tuple[int, int] | None = None
 ) -> bool:
     """Non-degenerate (area, thickness) and, given ``page_size`` (width, height), touching the page."""
+    signed_area = convex_signed_area(polygon.points)
+    if signed_area is not None and (page_size is None or all(
+            0 <= x <= page_size[0] and 0 <= y <= page_size[1] for x, y in polygon.points)):
+        width, height = quad_size(to_quad(polygon))  # a convex quad on the page: no shapely needed
+        return abs(signed_area) >= config.min_area and min(width, height) >= config.min_side
     shape = shapely.make_valid(ShapelyPolygon(polygon.points))
     if shape.is_empty or shape.area < config.min_area:
         return False
@@ -102,10 +124,13 @@ def suppress_duplicates(
 ) -> list[int]:
     """Indices (ascending) of the polygons kept after greedy IoU suppression; the higher score (or,
     without scores, the larger area) wins."""
-    shapes = [shapely.make_valid(ShapelyPolygon(p.points)) for p in polygons]
-    if not shapes:
+    if not polygons:
         return []
-    areas = np.array([s.area for s in shapes])
+    if all(len(p.points) == 4 for p in polygons):  # one vectorised call builds them all
+        shapes = shapely.make_valid(shapely.polygons(np.asarray([p.points for p in polygons], dtype=np.float64)))
+    else:
+        shapes = np.array([shapely.make_valid(ShapelyPolygon(p.points)) for p in polygons], dtype=object)
+    areas = shapely.area(shapes)
     priority = np.asarray(scores, dtype=float) if scores is not None else areas
     tree = shapely.STRtree(shapes)
     suppressed = np.zeros(len(shapes), dtype=bool)

@@ -192,3 +192,33 @@ def test_suppress_duplicates_keeps_distinct_overlaps() -> None:
         0
     ]
     assert suppress_duplicates([]) == []
+
+
+def test_shortcut_for_convex_quads_agrees_with_shapely() -> None:
+    """Convex quads on the page skip shapely in is_valid_polygon and to_quad; the answer must be shapely's for
+    convex, concave, self-intersecting, degenerate and partly off-page quads alike."""
+    import shapely
+    from shapely.geometry import Polygon as ShapelyPolygon
+    from shapely.geometry import box
+
+    from ocrapp.rectify import convex_signed_area
+
+    def shapely_valid(points, page, cfg=RectifyConfig()):
+        shape = shapely.make_valid(ShapelyPolygon(points))
+        if shape.is_empty or shape.area < cfg.min_area:
+            return False
+        width, height = quad_size(to_quad(Polygon(points)))
+        return min(width, height) >= cfg.min_side and shape.intersection(box(0, 0, *page)).area >= cfg.min_area
+
+    rng = np.random.default_rng(0)
+    kinds = {"convex": 0, "other": 0}
+    for _ in range(400):
+        points = tuple((float(x), float(y)) for x, y in rng.uniform(-20, 120, (4, 2)).round(1))
+        if rng.random() < 0.2:
+            points = (points[0], points[0], points[2], points[3])  # degenerate
+        kinds["convex" if convex_signed_area(points) is not None else "other"] += 1
+        assert is_valid_polygon(Polygon(points), page_size=(100, 100)) == shapely_valid(points, (100, 100)), points
+        if convex_signed_area(points) is not None:
+            assert ShapelyPolygon(points).is_valid
+            assert abs(abs(convex_signed_area(points)) - ShapelyPolygon(points).area) < 1e-6
+    assert min(kinds.values()) > 50
