@@ -30,12 +30,15 @@ def test_exact_and_ci_alnum():
     assert m.ci_alnum_match("Total: 12.50", "total 1250")
     assert not m.ci_alnum_match("12.50", "12.5")
     assert m.ci_alnum("ﬁ-Ｘ") == "fix"
+    assert m.ci_exact_match("TOTAL AMOUNT", "Total Amount")
+    assert not m.ci_exact_match("TOTAL: AMOUNT", "Total Amount")
 
 
 def test_crop_scores():
     s = m.crop_scores(["Hello", "WORLD", "fo0"], ["Hello", "world", "foo"])
     assert s.n == 3
     assert s.exact == pytest.approx(1 / 3)
+    assert s.ci_exact == pytest.approx(2 / 3)
     assert s.ci_alnum == pytest.approx(2 / 3)
     assert s.one_minus_ned == pytest.approx((1 + 0 + 2 / 3) / 3)
     assert m.crop_scores([], []).n == 0

@@ -77,6 +77,11 @@ def exact_match(pred: str, gt: str) -> bool:
     return normalize(pred) == normalize(gt)
 
 
+def ci_exact_match(pred: str, gt: str) -> bool:
+    """Exact but for letter case (SROIE's ground truth, for one, is upper-cased whatever the print says)."""
+    return normalize(pred).casefold() == normalize(gt).casefold()
+
+
 def ci_alnum_match(pred: str, gt: str) -> bool:
     return ci_alnum(pred) == ci_alnum(gt)
 
@@ -85,23 +90,26 @@ def ci_alnum_match(pred: str, gt: str) -> bool:
 class CropScores:
     n: int
     exact: float
+    ci_exact: float
     ci_alnum: float
     one_minus_ned: float
 
     def as_dict(self) -> dict:
-        return {"n": self.n, "exact": self.exact, "ci_alnum": self.ci_alnum, "one_minus_ned": self.one_minus_ned}
+        return {"n": self.n, "exact": self.exact, "ci_exact": self.ci_exact, "ci_alnum": self.ci_alnum,
+                "one_minus_ned": self.one_minus_ned}
 
 
 def crop_scores(preds: Sequence[str], gts: Sequence[str]) -> CropScores:
-    """Mean exact / case-insensitive alphanumeric accuracy and 1-NED over paired predictions."""
+    """Mean exact / case-insensitive exact / case-insensitive alphanumeric accuracy and 1-NED over pairs."""
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions for {len(gts)} ground truths")
     n = len(gts)
     if n == 0:
-        return CropScores(0, 0.0, 0.0, 0.0)
+        return CropScores(0, 0.0, 0.0, 0.0, 0.0)
     return CropScores(
         n,
         sum(exact_match(p, g) for p, g in zip(preds, gts)) / n,
+        sum(ci_exact_match(p, g) for p, g in zip(preds, gts)) / n,
         sum(ci_alnum_match(p, g) for p, g in zip(preds, gts)) / n,
         sum(one_minus_ned(p, g) for p, g in zip(preds, gts)) / n,
     )

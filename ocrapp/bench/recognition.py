@@ -275,6 +275,7 @@ class Result:
     system: str
     n: int = 0
     exact: float | None = None
+    ci_exact: float | None = None
     ci_alnum: float | None = None
     one_minus_ned: float | None = None
     crops_per_s: float | None = None
@@ -312,23 +313,24 @@ def run_benchmark(sets: Sequence[str], systems: Sequence[str], limit: int | None
             dt = time.perf_counter() - t0
             s = crop_scores(preds, gts)
             wrong = [{"gt": g, "pred": p} for g, p in zip(gts, preds) if p != g][:n_examples]
-            results.append(Result(set_name, adapter.name, s.n, s.exact, s.ci_alnum, s.one_minus_ned,
+            results.append(Result(set_name, adapter.name, s.n, s.exact, s.ci_exact, s.ci_alnum, s.one_minus_ned,
                                   len(crops) / dt if dt > 0 else None, examples=wrong))
-            log(f"  {adapter.name:10s} exact {s.exact:.3f}  ci-alnum {s.ci_alnum:.3f}  1-NED {s.one_minus_ned:.3f}  "
-                f"{len(crops) / dt:.1f} crops/s")
+            log(f"  {adapter.name:10s} exact {s.exact:.3f}  ci-exact {s.ci_exact:.3f}  ci-alnum {s.ci_alnum:.3f}  "
+                f"1-NED {s.one_minus_ned:.3f}  {len(crops) / dt:.1f} crops/s")
     order = {name: k for k, name in enumerate(systems)}
     results.sort(key=lambda r: (list(sets).index(r.set), order.get(r.system, 99)))
     return results
 
 
 def markdown_table(results: Sequence[Result]) -> str:
-    lines = ["| set | system | n | exact | ci-alnum | 1-NED | crops/s |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| set | system | n | exact | ci-exact | ci-alnum | 1-NED | crops/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if r.skipped is not None:
-            lines.append(f"| {r.set} | {r.system} | - | skipped | | | |")
+            lines.append(f"| {r.set} | {r.system} | - | skipped | | | | |")
             continue
-        lines.append(f"| {r.set} | {r.system} | {r.n} | {r.exact:.3f} | {r.ci_alnum:.3f} | {r.one_minus_ned:.3f} | "
-                     f"{r.crops_per_s:.1f} |")
+        lines.append(f"| {r.set} | {r.system} | {r.n} | {r.exact:.3f} | {r.ci_exact:.3f} | {r.ci_alnum:.3f} | "
+                     f"{r.one_minus_ned:.3f} | {r.crops_per_s:.1f} |")
     reasons = {(r.system, r.skipped) for r in results if r.skipped is not None}
     for system, reason in sorted(reasons):
         lines.append(f"\nskipped {system}: {reason}")
