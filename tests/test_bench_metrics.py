@@ -93,3 +93,14 @@ def test_end_to_end():
     assert m.end_to_end([("miss", (300, 300, 340, 310))], gt).tp == 0
     det = m.detection_prf([b for _, b in pred], [b for _, b in gt])
     assert det.tp == 2
+
+
+def test_recognition_table_has_a_row_per_result():
+    from ocrapp.bench.recognition import Result, markdown_table
+
+    table = markdown_table([Result("sroie", "ocrapp", 2, 0.5, 1.0, 1.0, 0.9, 100.0),
+                            Result("sroie", "tesseract", skipped="not installed")])
+    header, rule, ours, skipped = table.splitlines()[:4]
+    assert header.count("|") == rule.count("|") == ours.count("|") == skipped.count("|")
+    assert "| 0.500 | 1.000 | 1.000 | 0.900 | 100.0 |" in ours
+    assert "skipped tesseract: not installed" in table
