@@ -18,6 +18,7 @@ import torch
 from ocrapp.detection import DEFAULT_ARCH, DetectionPredictor, build_detector, load_detector, load_doctr_checkpoint
 from ocrapp.detection.metrics import match_counts
 from ocrapp.detection.model import export_fp16_safetensors
+from ocrapp.detection.text_scale import TextScaleConfig
 from ocrapp.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -474,3 +475,43 @@ def test_batchnorm_folding_keeps_the_probability_map():
     folded = DetectionPredictor(model, input_size=256, fold_batchnorm=True)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.modules())
     assert np.abs(folded.prob_maps(torch.from_numpy(page)) - before).max() < 1e-4
+
+
+def test_character_height_estimate_and_the_fitting_input_size(rendered_page):
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ocrapp.detection.text_scale import estimate_char_height, fitting_input_size
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 60)
+    image = Image.new("RGB", (900, 600), "white")
+    draw = ImageDraw.Draw(image)
+    for row in range(5):
+        draw.text((30, 20 + 110 * row), "Total amount due 42.50", font=font, fill="black")
+    close_up = np.asarray(image)
+    assert 30 <= estimate_char_height(close_up) <= 60  # between the x-height and the body of a 60 px font
+    assert estimate_char_height(np.full((600, 900, 3), 255, np.uint8)) is None
+    size = fitting_input_size(close_up, 1280)  # letters ~60 px at 1280: read at ~11 / 60 of it
+    assert size % 32 == 0 and 256 <= size <= 512
+    assert fitting_input_size(rendered_page.image, 1280) == 1280  # a whole page is left alone
+
+
+def test_shipped_weights_find_the_words_of_a_close_up(tmp_path):
+    from ocrapp.training.data.pages import page_from_pdf
+    from ocrapp.training.data.synth_doc import make_synthetic_pdf
+
+    pdf = tmp_path / "fresh.pdf"
+    rng = random.Random(987654)
+    make_synthetic_pdf(rng, pdf, "letter")
+    sample = page_from_pdf(pdf, 0, rng, dpi_range=(150, 150))
+    h, w = sample.image.shape[:2]
+    pred = DetectionPredictor.from_weights(SHIPPED, DEFAULT_ARCH)
+    for x0, y0 in ((int(0.1 * w), int(0.1 * h)), (int(0.3 * w), int(0.4 * h))):  # a quarter of the page's width
+        crop = np.ascontiguousarray(sample.image[y0:y0 + h // 4, x0:x0 + w // 4])
+        quads = [np.asarray(q) - (x0, y0) for q in sample.quads]
+        quads = [q for q in quads if q.min() >= 0 and q[:, 0].max() <= w // 4 and q[:, 1].max() <= h // 4]
+        assert len(quads) > 20
+        pred.text_scale = TextScaleConfig()
+        scaled = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
+        pred.text_scale = None
+        magnified = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
+        assert scaled.recall >= 0.85 and magnified.recall <= 0.3, (scaled.as_dict(), magnified.as_dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from ocrapp.document import Polygon
 from ocrapp.detection.model import DEFAULT_ARCH, inference_size, load_detector
 from ocrapp.detection.model import fold_batchnorm as fold_model_batchnorm
 from ocrapp.detection.postprocess import RotatedDBPostprocessor
+from ocrapp.detection.text_scale import TextScaleConfig, fitting_input_size
 
 DEFAULT_MEAN = (0.798, 0.785, 0.772)  # docTR's DBNet normalisation
 DEFAULT_STD = (0.264, 0.2749, 0.287)
@@ -34,16 +36,19 @@ def order_quad(points: np.ndarray) -> np.ndarray:
     return np.roll(pts, -start, axis=0)
 
 
-def resize_and_pad(pages: list[np.ndarray], size: int, multiple: int = 32) -> tuple[torch.Tensor, list[tuple[int, int, float]]]:
-    """Resize each page so that its longer side is ``size`` (aspect kept), pad bottom/right to a common
-    shape (multiple of 32). Returns uint8 NCHW tensor and per page (resized_h, resized_w, scale)."""
+def resize_and_pad(pages: list[np.ndarray], size: int | Sequence[int],
+                   multiple: int = 32) -> tuple[torch.Tensor, list[tuple[int, int, float]]]:
+    """Resize each page so that its longer side is ``size`` (one for all, or one per page; aspect kept), pad
+    bottom/right to a common shape (multiple of 32). Returns uint8 NCHW tensor and per page (resized_h, resized_w,
+    scale)."""
     metas = []
     resized = []
-    for page in pages:
+    sizes = [size] * len(pages) if isinstance(size, int) else list(size)
+    for page, side in zip(pages, sizes):
         if page.ndim != 3 or page.shape[2] != 3 or page.dtype != np.uint8:
             raise ValueError("pages must be RGB uint8 arrays of shape (H, W, 3)")
         h, w = page.shape[:2]
-        scale = size / max(h, w)
+        scale = side / max(h, w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         img = cv2.resize(page, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         resized.append(img)
@@ -66,14 +71,17 @@ class DetectionPredictor:
     def __init__(self, model: nn.Module, input_size: int = 1024, batch_size: int | None = None,
                  device: str | torch.device | None = None, bin_thresh: float | None = None,
                  box_thresh: float | None = None, max_batch_size: int | None = None,
-                 fold_batchnorm: bool = False) -> None:
+                 fold_batchnorm: bool = False, text_scale: TextScaleConfig | None = TextScaleConfig()) -> None:
         """``fold_batchnorm`` takes ``model`` over for inference (``detection.model.fold_batchnorm``): faster, but
-        it cannot be trained afterwards, so a training loop's validation leaves it False."""
+        it cannot be trained afterwards, so a training loop's validation leaves it False. ``text_scale``: a page
+        whose characters would come out too large at ``input_size`` (a close-up) is read smaller (see
+        ``text_scale``); None reads every page at ``input_size``."""
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         if fold_batchnorm:
             fold_model_batchnorm(self.model)
         self.input_size = input_size
+        self.text_scale = text_scale
         on_cpu = self.device.type == "cpu"
         # batch_size None: 2 pages on a CPU, 16 on a GPU (then sized from the free memory, halved on OOM)
         self.batch_size = batch_size or (CPU_BATCH if on_cpu else GPU_BATCH)
@@ -111,6 +119,12 @@ class DetectionPredictor:
             prob = torch.sigmoid(logits.float())
         return prob.permute(0, 2, 3, 1).cpu().numpy()  # N,H,W,C
 
+    def page_input_size(self, page: np.ndarray) -> int:
+        """The longer side ``page`` is read at: ``input_size``, smaller for a close-up (``text_scale``)."""
+        if self.text_scale is None:
+            return self.input_size
+        return fitting_input_size(page, self.input_size, self.text_scale)
+
     def iter_maps(self, pages: list[np.ndarray]):
         """Probability maps of ``pages`` in batches, for ``polygons_from_map`` (one forward pass can serve several
         postprocessing settings); yields (pages of the batch, maps N,H,W,C, resize metas). An out-of-memory error
@@ -118,7 +132,7 @@ class DetectionPredictor:
         start = 0
         while start < len(pages):
             chunk = pages[start : start + self.batch_size]
-            batch, metas = resize_and_pad(chunk, self.input_size)
+            batch, metas = resize_and_pad(chunk, [self.page_input_size(page) for page in chunk])
             baseline = accel.start_peak(self.device)
             try:
                 maps = self.prob_maps(batch)
