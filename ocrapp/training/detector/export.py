@@ -76,7 +76,8 @@ def write_card(path: Path, arch: str, ck_state: dict, ck_args: dict, mix: dict |
         f"- Inference: `DetectionPredictor` resizes the longer page side to {size} px (aspect kept, white padding"
         + ("; the size is stored in the file, chosen by the tuner" if input_size else "") + "), "
         "runs docTR's DB postprocessing for rotated words (`assume_straight_pages=False`: minimum-area quads), "
-        "returns TL,TR,BR,BL polygons in page pixels.",
+        "returns TL,TR,BR,BL polygons in page pixels. A close-up whose letters would come out taller than 24 px is "
+        "read smaller (`ocrapp.detection.text_scale`).",
         f"- Postprocessing stored in the file: bin_thresh {postprocess.bin_thresh}, box_thresh "
         f"{postprocess.box_thresh}, unclip_ratio {postprocess.unclip_ratio} (chosen by `python -m "
         "ocrapp.detection.tune` on held-out pages of the training cache; docTR's defaults are 0.3 / 0.1 / 1.5).",
