@@ -106,8 +106,9 @@ def is_valid_polygon(
     signed_area = convex_signed_area(polygon.points)
     if signed_area is not None and (page_size is None or all(
             0 <= x <= page_size[0] and 0 <= y <= page_size[1] for x, y in polygon.points)):
-        width, height = quad_size(to_quad(polygon))  # a convex quad on the page: no shapely needed
-        return abs(signed_area) >= config.min_area and min(width, height) >= config.min_side
+        # a convex quad on the page needs no shapely; its thinner side does not depend on the corners' order
+        thinner = min(quad_size(np.asarray(polygon.points, dtype=np.float64)))
+        return abs(signed_area) >= config.min_area and thinner >= config.min_side
     shape = shapely.make_valid(ShapelyPolygon(polygon.points))
     if shape.is_empty or shape.area < config.min_area:
         return False

@@ -27,7 +27,7 @@ class TextScaleConfig:
     analysis_side: int = 1600  # the estimate runs on the page scaled down to at most this longer side
 
 
-def estimate_char_height(image: np.ndarray, analysis_side: int = 1600) -> float | None:
+def estimate_char_height(image: np.ndarray, analysis_side: int = TextScaleConfig.analysis_side) -> float | None:
     """Median height in pixels of the character-like connected components of the page's ink (locally
     thresholded, so uneven light is no obstacle); None when fewer than 20 are found (a blank or pictorial page)."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
