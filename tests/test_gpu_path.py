@@ -71,12 +71,12 @@ def _same_readings(a, b) -> None:
 
 
 def test_recognizer_oom_halves_the_batch_and_retries(monkeypatch, recognizer_model) -> None:
-    crops = _crops(10)
+    crops = _crops(12)
     reference = Recognizer(recognizer_model, torch.device("cpu"), RecognizerConfig(batch_size=8)).read(crops)
     rec = Recognizer(recognizer_model, torch.device("cpu"), RecognizerConfig(batch_size=8))
     calls = _fail_first(monkeypatch, rec, "_read_batch", torch.OutOfMemoryError("CUDA out of memory (simulated)"))
     _same_readings(rec.read(crops), reference)
-    assert calls[:2] == [8, 4] and rec._batch_size == 4 and sum(calls[1:]) == 10
+    assert calls[:2] == [8, 4] and rec._batch_size == 4 and sum(calls[1:]) == 12
 
 
 def test_recognizer_other_errors_propagate(monkeypatch, recognizer_model) -> None:

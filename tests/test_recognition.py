@@ -17,7 +17,7 @@ from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.clip4str.modules import IncrementalDecoding
 from ocrapp.recognition.long_crops import (JOIN_OVERLAP, SplitConfig, blank_columns, ink_mask, join_reads,
                                           split_long_crop)
-from ocrapp.recognition.predictor import Recognizer
+from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 from ocrapp.recognition.preprocess import images_to_tensor
 from ocrapp.recognition.weights import load_clip_towers, load_official_clip4str, load_recognizer, save_recognizer
 from ocrapp.safetensors_io import fp16_state
@@ -289,6 +289,20 @@ def test_recognizer_keeps_input_order(tmp_path: Path) -> None:
     assert len(out) == 3 and all(isinstance(t, str) and 0.0 <= c <= 1.0 for t, c in out)
     # Same crop alone or in a batch gives the same reading.
     assert rec.read([crops[1]])[0][0] == out[1][0]
+
+
+def test_a_few_leftover_crops_join_the_last_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(batch_size=8))
+    sizes: list[int] = []
+    read_batch = rec._read_batch
+    monkeypatch.setattr(rec, "_read_batch", lambda batch: sizes.append(len(batch)) or read_batch(batch))
+    crops = [np.full((30, 60 + 5 * i, 3), 255, np.uint8) for i in range(21)]
+    out = rec.read(crops[:10])
+    assert sizes == [10] and len(out) == 10  # 2 leftovers: one batch of 10, not 8 + 2
+    sizes.clear()
+    assert len(rec.read(crops[:18])) == 18 and sizes == [8, 10]
+    sizes.clear()
+    assert len(rec.read(crops)) == 21 and sizes == [8, 8, 5]  # 5 leftovers are a batch of their own
 
 
 def test_named_configs_build() -> None:

@@ -42,6 +42,39 @@ def test_receipts_profile_draws_upper_case_fields() -> None:
     assert sum(t == t.upper() and any(c.isalpha() for c in t) for t in general_labels) < 0.35 * len(labels)
 
 
+def test_pixel_print_draws_enlarged_bitmap_glyphs() -> None:
+    """A thermal printer's glyphs: two colours only (no anti-aliasing) in blocks of 1.4-3.2 pixels per dot."""
+    renderer = WordRenderer(PROFILES["receipts"], seed=6)
+    face = next(f for f in renderer.fonts if f.covers("TOTAL RM 12.50"))
+    font = renderer._font(face, 16)
+    ink, paper = (0, 0, 0), (255, 255, 255)
+    smooth, _ = renderer._draw("TOTAL RM 12.50", font, ink, paper, pixel_print=False)
+    pixel, layout = renderer._draw("TOTAL RM 12.50", font, ink, paper, pixel_print=True)
+    assert len(np.unique(smooth.reshape(-1, 3), axis=0)) > 2  # anti-aliased edges
+    assert len(np.unique(pixel.reshape(-1, 3), axis=0)) == 2
+    scale = pixel.shape[0] / smooth.shape[0]
+    assert 1.35 < scale < 3.25 and layout.line_height == pytest.approx(sum(font.getmetrics()) * scale, rel=0.05)
+    # every row is a copy of a printer-dot row: far fewer distinct rows than image rows
+    ink_rows = [r.tobytes() for r in pixel[:, :, 0] if r.min() == 0]
+    assert len(set(ink_rows)) < 0.8 * len(ink_rows)
+    assert PROFILES["general"].pixel_print_share == 0 and PROFILES["receipts"].pixel_print_share > 0.2
+
+
+def test_binarised_scan_is_bilevel_at_the_crop_size() -> None:
+    renderer = WordRenderer(PROFILES["scans"], seed=7)
+    face = next(f for f in renderer.fonts if f.covers("Account effect"))
+    crop, _ = renderer._draw("Account effect", renderer._font(face, 40), (20, 20, 20), (235, 235, 235))
+    grays = []
+    for _ in range(6):
+        scan = renderer._binarised_scan(crop)
+        assert scan.shape == crop.shape
+        grays.append(scan[..., 0])
+    assert any(set(np.unique(g)) <= {0, 255} for g in grays)  # enlarged by nearest neighbour: two levels only
+    # a low resolution: every scan is blockier than the drawn crop (fewer distinct rows of ink)
+    rows = lambda img: len({r.tobytes() for r in img})  # noqa: E731
+    assert all(rows(g) < rows(crop[..., 0]) for g in grays)
+
+
 def _debian_like_pdf_root(root: Path) -> Path:
     """An unpacked-package folder as pdf_crops leaves it (``<package>/.unpacked``) with one training-split PDF."""
     fpdf = pytest.importorskip("fpdf")
@@ -65,16 +98,17 @@ def _debian_like_pdf_root(root: Path) -> Path:
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     pdfs = _debian_like_pdf_root(tmp_path / "debian")
-    mix = DataMix(workers=3, receipt_workers=1, receipt_share=0.25, words=600, pdf_root=pdfs, pdf_workers=1,
-                  pdf_share=0.25)
+    mix = DataMix(workers=4, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1, words=600,
+                  pdf_root=pdfs, pdf_workers=1, pdf_share=0.25)
     report = run(out=tmp_path / "out", minutes=0.6, work=tmp_path / "work", mix=mix, batch_size=16,
                  config="clip4str-tiny", init=None)
     files = sorted((tmp_path / "out").glob("*.safetensors*"))
     assert files and all(f.stat().st_size <= 16 * 2**20 for f in files)
     assert report["steps"] > 0 and set(report["exact_accuracy"]) == {"val", "held_out_fonts"}
-    # one data engine per source, all feeding the batches: general and receipts words, real PDF words
-    assert report["data_weights"] == {"synth": 0.5, "synth_receipts": 0.25, "pdf": 0.25}
-    assert all(report["words_rendered"][name] > 0 for name in ("synth", "synth_receipts", "pdf"))
+    # one data engine per source, all feeding the batches: general, receipts and scan words, real PDF words
+    assert report["data_weights"] == pytest.approx({"synth": 0.4, "synth_receipts": 0.25, "synth_scans": 0.1,
+                                                    "pdf": 0.25})
+    assert all(report["words_rendered"][name] > 0 for name in ("synth", "synth_receipts", "synth_scans", "pdf"))
     receipt_shards = list_shards(tmp_path / "work" / "synth_receipts")
     receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in receipt_shards)
     assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)

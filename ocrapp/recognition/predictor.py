@@ -111,7 +111,7 @@ class Recognizer:
         out: list[tuple[str, float]] = [("", 0.0)] * len(pieces)
         start = 0
         while start < len(order):
-            idx = order[start:start + self._batch_size]
+            idx = order[start:start + self._tail_batch_size(len(order) - start)]
             batch = np.stack([resize_crop(pieces[i], h, w) for i in idx])
             baseline = accel.start_peak(self.device)
             try:
@@ -127,6 +127,11 @@ class Recognizer:
                 out[i] = res
             start += len(idx)
         return out
+
+    def _tail_batch_size(self, remaining: int) -> int:
+        """The batch size, or all of ``remaining`` when it is at most a quarter more: a batch of a few leftover
+        pieces (a crop or two cut in two) costs nearly a full batch's decoding steps."""
+        return remaining if remaining <= self._batch_size * 5 // 4 else self._batch_size
 
     def _grow_batch(self, done: int, peak: int | None, remaining: int) -> None:
         """After a full batch on a GPU, size the next ones from the measured peak memory per crop."""

@@ -38,13 +38,20 @@ class RenderConfig:
     upper_share: float = 0.0  # see TextSampler
     field_share: float = 0.0
     dot_matrix_share: float = 0.04  # receipts and old printers
+    # Thermal and other bitmap-font printers (receipts, tickets): glyphs rasterised without anti-aliasing at a
+    # printer's resolution, then seen larger, so that every printer dot is a block of image pixels.
+    pixel_print_share: float = 0.0
+    # Old forms and faxes: scanned at a low resolution and binarised, so that counters fill ("e" as "o") or
+    # thin strokes break, depending on where the threshold fell.
+    binarised_scan_share: float = 0.0
 
 
 # Named text and print mixes: "receipts" covers what the general mix has little of (all-caps lines, "LABEL: value"
 # fields, dot-matrix and thermal print), added to training as a share of its own.
 PROFILES = {
     "general": RenderConfig(),
-    "receipts": RenderConfig(upper_share=0.6, field_share=0.3, dot_matrix_share=0.12),
+    "receipts": RenderConfig(upper_share=0.6, field_share=0.3, dot_matrix_share=0.12, pixel_print_share=0.3),
+    "scans": RenderConfig(upper_share=0.3, field_share=0.15, binarised_scan_share=0.6),
 }
 
 
@@ -92,29 +99,68 @@ class WordRenderer:
             ink = tuple(self.rng.randint(190, 255) for _ in range(3))
         return ink, paper
 
+    def _chance(self, share: float) -> bool:
+        """Whether a print style or degradation of this ``share`` happens; a share of 0 draws no random number,
+        so adding a style leaves the renders of configurations without it unchanged."""
+        return self.cfg.degrade and share > 0 and self.rng.random() < share
+
     def render(self, text: str, face: FontFace) -> np.ndarray:
-        size = self.rng.randint(18, 56)
-        font = self._font(face, size)
+        pixel_print = self._chance(self.cfg.pixel_print_share)
+        # a bitmap printer's glyphs are small: 13-26 dots per em
+        size = self.rng.randint(13, 26) if pixel_print else self.rng.randint(18, 56)
         ink, paper = self._colors()
-        x0, y0, x1, y1 = font.getbbox(text)
-        tw, th = max(1, x1 - x0), max(1, y1 - y0)
+        image, layout = self._draw(text, self._font(face, size), ink, paper, pixel_print)
+        if not pixel_print and self._chance(self.cfg.dot_matrix_share):
+            image = dot_matrix(image, layout.line_height, self.rng)
+        if self.cfg.degrade:
+            image = self._geometric(image, paper)
+        image = self._crop(image, layout)
+        if self._chance(self.cfg.binarised_scan_share):
+            image = self._binarised_scan(image)
+        if self.cfg.degrade:
+            image = self._photometric(image)
+        return image
+
+    def _binarised_scan(self, image: np.ndarray) -> np.ndarray:
+        """The crop as a low-resolution bilevel scan: shrunk to a line height of 14-26 px, thresholded between
+        ink and paper (a low threshold thins and breaks strokes, a high one fills counters), then enlarged back."""
+        h, w = image.shape[:2]
+        scale = min(1.0, self.rng.uniform(14, 26) / h)
+        small = cv2.resize(image, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        dark, light = np.percentile(gray, 2), np.percentile(gray, 98)
+        if light - dark < 20:
+            return image
+        ink_is_dark = np.median(gray) > (dark + light) / 2
+        level = self.rng.uniform(0.3, 0.75) if ink_is_dark else self.rng.uniform(0.25, 0.7)
+        bw = np.where(gray > dark + level * (light - dark), 255, 0).astype(np.uint8)
+        interpolation = self.rng.choice([cv2.INTER_NEAREST, cv2.INTER_LINEAR])
+        return cv2.cvtColor(cv2.resize(bw, (w, h), interpolation=interpolation), cv2.COLOR_GRAY2RGB)
+
+    def _draw(self, text: str, font: ImageFont.FreeTypeFont, ink: tuple[int, ...], paper: tuple[int, ...],
+              pixel_print: bool = False) -> tuple[np.ndarray, "_Layout"]:
+        """The text on a canvas with a margin of one font size. ``pixel_print``: drawn without anti-aliasing, as a
+        bitmap printer sets its dots, then enlarged 1.4-3.2 times with nearest-neighbour sampling."""
+        size = int(font.size)
+        x0, _, x1, _ = font.getbbox(text)
+        tw = max(1, x1 - x0)
         ascent, descent = font.getmetrics()
         margin = size
         canvas = Image.new("RGB", (tw + 2 * margin, ascent + descent + 2 * margin), paper)
         draw = ImageDraw.Draw(canvas)
+        if pixel_print:
+            draw.fontmode = "1"
         if self.rng.random() < 0.08:  # rules and box edges near words, as in forms and tables
             y = margin + ascent + descent + self.rng.randint(0, 4)
             draw.line([(0, y), (canvas.width, y)], fill=ink, width=self.rng.randint(1, 2))
         draw.text((margin - x0, margin), text, font=font, fill=ink)
         image = np.asarray(canvas)
-        if self.cfg.degrade and self.rng.random() < self.cfg.dot_matrix_share:
-            image = dot_matrix(image, ascent + descent, self.rng)
-        if self.cfg.degrade:
-            image = self._geometric(image, paper)
-        image = self._crop(image, paper, ascent, descent, margin, tw, x0)
-        if self.cfg.degrade:
-            image = self._photometric(image)
-        return image
+        scale = self.rng.uniform(1.4, 3.2) if pixel_print else 1.0
+        if pixel_print:
+            image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                               interpolation=cv2.INTER_NEAREST)
+        return image, _Layout(top=margin * scale, ascent=ascent * scale, descent=descent * scale,
+                              left=margin * scale, width=tw * scale)
 
     def _geometric(self, image: np.ndarray, paper: tuple[int, ...]) -> np.ndarray:
         h, w = image.shape[:2]
@@ -135,11 +181,12 @@ class WordRenderer:
             return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
         return image
 
-    def _crop(self, image: np.ndarray, paper, ascent: int, descent: int, margin: int, tw: int, x0: int) -> np.ndarray:
+    def _crop(self, image: np.ndarray, layout: "_Layout") -> np.ndarray:
         """Cut the word as a detector would: mostly snug, sometimes tight (clipping a little) or loose."""
         h, w = image.shape[:2]
-        top, bottom = margin, margin + ascent + descent
-        left, right = margin, margin + tw
+        top, bottom = layout.top, layout.top + layout.line_height
+        left, right = layout.left, layout.left + layout.width
+        ascent = layout.ascent
         line_h = bottom - top
         mode = self.rng.random()
         if mode < 0.15:
@@ -192,6 +239,20 @@ class WordRenderer:
         if rng.random() < 0.15:
             img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
         return img
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the text line lies on a drawn canvas, in its pixels."""
+    top: float
+    ascent: float
+    descent: float
+    left: float
+    width: float
+
+    @property
+    def line_height(self) -> float:
+        return self.ascent + self.descent
 
 
 def render_batch(cfg: RenderConfig, seed: int, count: int) -> tuple[np.ndarray, list[str]]:

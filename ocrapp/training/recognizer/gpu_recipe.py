@@ -2,7 +2,8 @@
 
 Host cores make data into shards while the GPU trains on whatever is there (the stream rescans for new shards
 every pass): most workers render the "general" profile, ``--receipt-workers`` the "receipts" one (upper case,
-fields, dot-matrix print), drawn at ``--receipt-share`` of each batch; with ``--pdf-root`` (Debian PDFs carried by
+fields, dot-matrix and thermal print), drawn at ``--receipt-share`` of each batch, ``--scan-workers`` the "scans"
+one (low-resolution bilevel scans) at ``--scan-share``; with ``--pdf-root`` (Debian PDFs carried by
 ``scripts/gpu_pack.py --model recognizer``) ``--pdf-workers`` cut real-word crops from them
 (``ocrapp.training.data.pdf_crops``), drawn at ``--pdf-share``: without real words a run drifts from them.
 Starts from the shipped weights when they fit (lr 4e-4 at batch 512, flat after 100 warm-up steps), else from
@@ -63,6 +64,8 @@ class DataMix:
     workers: int  # data processes in all
     receipt_workers: int = 0  # of which render the "receipts" profile
     receipt_share: float = 0.2  # of each batch, once receipt shards exist
+    scan_workers: int = 0  # of which render the "scans" profile
+    scan_share: float = 0.1
     words: int = 3_000_000
     pdf_root: Path | None = None  # unpacked Debian PDFs (scripts/gpu_pack.py --model recognizer)
     pdf_workers: int = 0  # of which cut real-word crops from them
@@ -78,15 +81,18 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
     train_dir, val_dir, held_dir = work / "synth", work / "val", work / "held_out_fonts"
     build_cache(val_dir, 1000, 1, shard_size=1000, seed=424242)
     build_cache(held_dir, 1000, 1, shard_size=1000, seed=525252, cfg=RenderConfig(held_out_fonts=True))
-    receipts_dir, pdf_dir = work / "synth_receipts", work / "pdf"
+    pdf_dir = work / "pdf"
     pdf_workers = mix.pdf_workers if mix.pdf_root is not None else 0
-    general_workers = max(1, mix.workers - mix.receipt_workers - pdf_workers)
+    general_workers = max(1, mix.workers - mix.receipt_workers - mix.scan_workers - pdf_workers)
     producers = [_start_renderer(train_dir, general_workers, mix.words, seed=7)]
     data, weights = [train_dir], [1.0]
-    if mix.receipt_workers > 0:
-        producers.append(_start_renderer(receipts_dir, mix.receipt_workers, mix.words, seed=8, profile="receipts"))
-        data.append(receipts_dir)
-        weights.append(mix.receipt_share)
+    for profile, workers, share, seed in (("receipts", mix.receipt_workers, mix.receipt_share, 8),
+                                          ("scans", mix.scan_workers, mix.scan_share, 9)):
+        if workers > 0:
+            folder = work / f"synth_{profile}"
+            producers.append(_start_renderer(folder, workers, mix.words, seed=seed, profile=profile))
+            data.append(folder)
+            weights.append(share)
     if pdf_workers > 0:  # one cutter per process, each into its own folder (a cache is one writer's)
         producers += [_start_pdf_cutter(pdf_dir / f"cutter{i}", mix.pdf_root, seed=100 + i)
                       for i in range(pdf_workers)]
@@ -135,6 +141,9 @@ def main() -> None:
     p.add_argument("--receipt-workers", type=int, default=None,
                    help="of which render the receipts profile (default: a quarter of them, none below 4)")
     p.add_argument("--receipt-share", type=float, default=0.2)
+    p.add_argument("--scan-workers", type=int, default=None,
+                   help="of which render the scans profile (default: an eighth of them, none below 8)")
+    p.add_argument("--scan-share", type=float, default=0.1)
     p.add_argument("--pdf-root", type=Path, default=None, help="unpacked Debian PDFs to cut real-word crops from")
     p.add_argument("--pdf-workers", type=int, default=None, help="of the workers (default: a third with --pdf-root)")
     p.add_argument("--pdf-share", type=float, default=0.4)
@@ -147,8 +156,10 @@ def main() -> None:
     a = p.parse_args()
     init = None if a.init == "none" else Path(a.init)
     receipt_workers = a.receipt_workers if a.receipt_workers is not None else (a.workers // 4 if a.workers >= 4 else 0)
+    scan_workers = a.scan_workers if a.scan_workers is not None else a.workers // 8
     pdf_workers = a.pdf_workers if a.pdf_workers is not None else (max(1, a.workers // 3) if a.pdf_root else 0)
-    mix = DataMix(a.workers, receipt_workers, a.receipt_share, a.words, a.pdf_root, pdf_workers, a.pdf_share)
+    mix = DataMix(a.workers, receipt_workers, a.receipt_share, scan_workers, a.scan_share, a.words, a.pdf_root,
+                  pdf_workers, a.pdf_share)
     print(json.dumps(run(a.out, a.minutes, a.work, mix, a.batch_size, a.config, init, a.anneal_share), indent=2))
 
 
