@@ -155,8 +155,9 @@ class WordRenderer:
             draw.line([(0, y), (canvas.width, y)], fill=ink, width=self.rng.randint(1, 2))
         draw.text((margin - x0, margin), text, font=font, fill=ink)
         image = np.asarray(canvas)
-        scale = self.rng.uniform(1.4, 3.2) if pixel_print else 1.0
+        scale = 1.0
         if pixel_print:
+            scale = self.rng.uniform(1.4, 3.2)
             image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
                                interpolation=cv2.INTER_NEAREST)
         return image, _Layout(top=margin * scale, ascent=ascent * scale, descent=descent * scale,
