@@ -56,7 +56,8 @@ NOTO_LATIN = ("NotoSans-", "NotoSerif-", "NotoSansMono-", "NotoSerifDisplay-", "
 
 # the faker locales of ocrapp.training.data.synth_doc (and their languages, Faker's fallback)
 FAKER_LOCALES = {"en_US", "en_GB", "fr_FR", "de_DE", "es_ES", "it_IT", "pt_PT", "nl_NL"}
-FAKER_KEEP = FAKER_LOCALES | {loc.split("_")[0] for loc in FAKER_LOCALES}
+# + the lorem fallbacks Faker imported on the device (session 9: "No module named faker.providers.lorem.la/nl_BE")
+FAKER_KEEP = FAKER_LOCALES | {loc.split("_")[0] for loc in FAKER_LOCALES} | {"la", "nl_BE"}
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 
 

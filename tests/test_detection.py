@@ -71,6 +71,29 @@ def test_forward_backward_with_doctr_loss(rendered_page, small_model):
     model.eval()
 
 
+def test_targets_built_in_the_loader_give_docTRs_loss(rendered_page, small_model):
+    """Loader workers build each crop's DB targets alone; the batch's loss must equal the one docTR builds itself."""
+    from ocrapp.training.detector.data import collate, make_crop, precomputed_targets
+
+    rng = random.Random(3)
+    crops = [make_crop(rendered_page.image, rendered_page.quads, rng, crop=256, infer_size=512) for _ in range(3)]
+    items = [(torch.from_numpy(img).permute(2, 0, 1), q, small_model.build_target([{"words": q}], (1, 256, 256)))
+             for img, q in crops]
+    imgs, quads, targets = collate(items)
+    assert targets[0].shape == (3, 1, 256, 256)
+    model = small_model.eval()
+    x, words = imgs.float() / 255.0, [{"words": q} for q in quads]
+    with torch.no_grad():
+        own = model(x, target=words)["loss"]
+        with precomputed_targets(model, targets):
+            loaded = model(x, target=words)["loss"]
+        assert "build_target" not in vars(model)  # the model's own method is back
+        with pytest.raises(ValueError, match="precomputed DB targets"):
+            with precomputed_targets(model, tuple(t[:, :, :128] for t in targets)):
+                model(x, target=words)
+    assert float(own) > 0 and torch.allclose(own, loaded)
+
+
 def test_missing_weights_raise_model_error(tmp_path):
     missing = tmp_path / "nope.safetensors"
     with pytest.raises(ModelError, match="nope.safetensors"):
@@ -259,7 +282,7 @@ def test_train_resume_and_export(tmp_path):
             "--infer-size", "256", "--val-pages", "1", "--log-seconds", "0"]
     s1 = train(parse_args(base + ["--minutes", "0.05"]))
     assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "best.pt").exists()
-    s2 = train(parse_args(base + ["--minutes", "0.1"]))
+    s2 = train(parse_args(base + ["--minutes", "0.1", "--loader-workers", "1"]))  # targets built in the worker
     assert s2["step"] > s1["step"]  # resumed, not restarted
     _stop_a_run_with_sigterm(base, tmp_path / "run", s2["step"])
     weights = export(tmp_path / "run" / "best.pt", tmp_path / "models", data_dir=tmp_path / "data", input_size=1280)
@@ -303,6 +326,7 @@ def test_gpu_recipe_tiny_on_cpu(tmp_path):
     assert all(f.stat().st_size <= 16 * 1024 * 1024 for f in files)
     report = json.loads((out / "report.json").read_text())
     assert report["train"]["step"] > 0
+    assert report["init"].endswith(f"detector_{DEFAULT_ARCH}.safetensors") and report["lr"] == 5e-4
     assert set(report["postprocess"]) >= {"bin_thresh", "box_thresh", "unclip_ratio", "hmean"}
     load_detector(out / f"detector_{DEFAULT_ARCH}.safetensors", DEFAULT_ARCH)
 

@@ -167,6 +167,17 @@ def test_choose_model_rule(tmp_path: Path) -> None:
     assert gpu_run.choose_model(models)["model"] == "recognizer"
 
 
+def test_recognizer_score_from_the_cards_shipped_row(tmp_path: Path) -> None:
+    (tmp_path / "recognizer_x.md").write_text(
+        "Trained 5 sessions (held-out words, below).\n\n| weights | pdf_val | held-out fonts | mean |\n|---|---:|---:|---:|\n"
+        "| session 7 file | 0.959 | 0.842 | 0.80 |\n| **mean of a and b (shipped)** | **0.961** | **0.837** | 0.81 |\n")
+    assert gpu_run.recognizer_score(tmp_path) == pytest.approx(0.837)
+    (tmp_path / "recognizer_x.md").write_text("no table; held-out fonts 0.03 in a sentence\n")
+    assert gpu_run.recognizer_score(tmp_path) is None
+    shipped = gpu_run.recognizer_score(REPO / "models")  # the real card states its held-out-font accuracy
+    assert shipped is not None and 0.5 < shipped < 1
+
+
 _STUB = ("import sys, time, json, pathlib; out = pathlib.Path(sys.argv[1]); time.sleep(float(sys.argv[2])); "
          "(out / 'recognizer-00001-of-00001.safetensors').write_bytes(b'w' * 1000); "
          "(out / 'recognizer_report.json').write_text(json.dumps({'steps': 3}))")

@@ -92,7 +92,7 @@ def build_detector(arch: str = DEFAULT_ARCH, assume_straight_pages: bool = False
     return builder(pretrained=False, pretrained_backbone=False, assume_straight_pages=assume_straight_pages, **kwargs)
 
 
-def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_detector_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(state_dict, metadata); docTR/torch checkpoints have no metadata."""
     if path.suffix == ".safetensors" or path.name.endswith(".index.json") or not path.is_file():
         return read_safetensors(path, "detector weights")
@@ -163,7 +163,7 @@ def load_detector(weights_path: str | Path, arch: str = DEFAULT_ARCH, device: st
 
     Raises ModelError (naming the file) when the file is missing, unreadable or does not match ``arch``."""
     path = Path(weights_path)
-    state, meta = _read_weights(path)
+    state, meta = read_detector_weights(path)
     model = build_detector(arch, assume_straight_pages=assume_straight_pages)
     load_state_into(model, state, path)
     PostprocessConfig.from_metadata(meta).apply(model.postprocessor)

@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ocrapp.detection.model import DEFAULT_ARCH, PostprocessConfig, build_detector
+from ocrapp.detection.model import (DEFAULT_ARCH, PostprocessConfig, build_detector, load_state_into,
+                                    read_detector_weights)
 from ocrapp.detection.predictor import DEFAULT_MEAN, DEFAULT_STD, DetectionPredictor
 from ocrapp.detection.metrics import DetCounts, match_counts
 from ocrapp.detection.tune import load_tuned
 from ocrapp.training.data.pages import load_item
-from ocrapp.training.detector.data import CropStream, collate, list_items
+from ocrapp.training.detector.data import CropStream, collate, list_items, precomputed_targets
 from ocrapp.training.stop import SigtermStop
 
 
@@ -89,6 +90,10 @@ def train(args: argparse.Namespace) -> dict:
         opt.load_state_dict(ck["optimizer"])
         state.update(ck["state"])
         say(f"resumed from {last}: step {state['step']}, {state['elapsed_s'] / 60:.1f} min trained")
+    elif args.init:
+        init_state, _ = read_detector_weights(args.init)
+        load_state_into(model, init_state, args.init)
+        say(f"started from the weights {args.init}")
     val_file = out / "val_items.json"
     if val_file.exists():
         val_items = [Path(p) for p in json.loads(val_file.read_text())]
@@ -109,7 +114,9 @@ def train(args: argparse.Namespace) -> dict:
         f"lr={args.lr} budget={args.minutes} min; {len(list_items(Path(args.data)))} train pages now, "
         f"{len(val_items)} val pages")
 
-    stream = CropStream(Path(args.data), crop=args.crop, infer_size=args.infer_size, seed=state["step"] + 1)
+    # with loader workers, they build the DB targets too (the main process would otherwise spend most of a GPU step)
+    stream = CropStream(Path(args.data), crop=args.crop, infer_size=args.infer_size, seed=state["step"] + 1,
+                        target_arch=args.arch if args.loader_workers > 0 else None)
     loader = torch.utils.data.DataLoader(stream, batch_size=args.batch, collate_fn=collate,
                                          num_workers=args.loader_workers,
                                          persistent_workers=args.loader_workers > 0,
@@ -153,7 +160,7 @@ def train(args: argparse.Namespace) -> dict:
 
     stop = SigtermStop()  # stops after the current step and still saves last.pt
     t_log = time.monotonic()
-    for imgs, targets in loader:
+    for imgs, targets, *db_targets in loader:
         if state["elapsed_s"] >= budget_s or stop.requested:
             break
         if sum(len(q) for q in targets) == 0:
@@ -163,7 +170,7 @@ def train(args: argparse.Namespace) -> dict:
             g["lr"] = lr
         x = (imgs.to(device, non_blocking=True).float() / 255.0 - mean) / std
         try:
-            with amp():
+            with amp(), precomputed_targets(model, db_targets[0] if db_targets else None):
                 out_d = model(x, target=[{"words": q} for q in targets])
         except UnboundLocalError:
             # docTR's DB loss leaves its L1 term undefined when no word survives the target shrinking (all too
@@ -215,6 +222,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val-pages", type=int, default=10)
     ap.add_argument("--log-seconds", type=float, default=60.0)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="weights to start from (safetensors or .pt state_dict) when there is no last.pt to resume")
     return ap.parse_args(argv)
 
 
