@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ocrapp.detection import DEFAULT_ARCH, DetectionPredictor, build_detector, load_detector, load_doctr_checkpoint
+from ocrapp.detection.fragments import FragmentRule
 from ocrapp.detection.metrics import match_counts
 from ocrapp.detection.model import export_fp16_safetensors
 from ocrapp.detection.text_scale import TextScaleConfig
@@ -539,3 +540,50 @@ def test_shipped_weights_find_the_words_of_a_close_up(tmp_path):
         pred.text_scale = None
         magnified = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
         assert scaled.recall >= 0.85 and magnified.recall <= 0.3, (scaled.as_dict(), magnified.as_dict())
+
+
+def _rect(x0: float, y0: float, x1: float, y1: float, angle_deg: float = 0.0):
+    from ocrapp.document import Polygon
+
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+    a = np.deg2rad(angle_deg)
+    rotated = corners @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    return Polygon(tuple(map(tuple, rotated.tolist())))
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0])
+def test_touching_pieces_of_a_word_join_and_word_spaces_stay(angle):
+    from ocrapp.detection.fragments import merge_fragments
+
+    words = [(_rect(0, 0, 30, 20, angle), 0.9), (_rect(29, 1, 60, 21, angle), 0.6),  # one word, two pieces
+             (_rect(66, 0, 100, 20, angle), 0.8),  # the next word, a space (0.3 heights) away
+             (_rect(0, 40, 50, 60, angle), 0.7)]  # the next line
+    merged = merge_fragments(words)
+    assert len(merged) == 3 and merged[1:] == words[2:]
+    joined, score = merged[0]
+    assert score == pytest.approx((600 * 0.9 + 620 * 0.6) / 1220, abs=1e-3)  # weighted by area
+    pts = np.array(joined.points)
+    a = np.deg2rad(angle)
+    along, across = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+    assert (pts[1] - pts[0]) @ along == pytest.approx(60, abs=0.5)  # top-left -> top-right spans both pieces
+    assert (pts[3] - pts[0]) @ across == pytest.approx(21, abs=0.5)  # top-left -> bottom-left: the height
+    assert merge_fragments(words[2:]) == words[2:]
+
+
+def test_predictor_joins_a_word_whose_kernel_the_print_broke():
+    size = 256
+    pmap = _db_kernel_map([(40, 100, 200, 124)], size)
+    pmap[:, 90:92] = pmap[:, 150:152] = 0.02  # dot-matrix gaps: the kernel falls apart into three pieces
+    page = np.full((size, size, 3), 255, np.uint8)
+    results = {}
+    for name, rule in (("joined", FragmentRule()), ("raw", None)):
+        predictor = DetectionPredictor(build_detector(DEFAULT_ARCH), input_size=size, fragments=rule)
+        predictor.postprocessor.bin_thresh, predictor.postprocessor.box_thresh = 0.3, 0.1
+        predictor.postprocessor.unclip_ratio = 1.5
+        predictor.prob_maps = lambda batch: pmap[None, :, :, None]  # the map of an ideal model; the rest is real
+        results[name] = predictor.predict([page])[0]
+    assert len(results["raw"]) == 3 and len(results["joined"]) == 1
+    points = np.array(results["joined"][0][0].points)
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    # the end pieces are unclipped by their own (smaller) size: the joined box ends a few pixels inside the word
+    assert abs(x0 - 40) <= 8 and abs(x1 - 200) <= 8 and abs(y0 - 100) <= 6 and abs(y1 - 124) <= 6

@@ -13,6 +13,7 @@ from torch import nn
 
 from ocrapp import accel
 from ocrapp.document import Polygon
+from ocrapp.detection.fragments import FragmentRule, merge_fragments
 from ocrapp.detection.model import DEFAULT_ARCH, inference_size, load_detector
 from ocrapp.detection.model import fold_batchnorm as fold_model_batchnorm
 from ocrapp.detection.postprocess import RotatedDBPostprocessor
@@ -71,17 +72,21 @@ class DetectionPredictor:
     def __init__(self, model: nn.Module, input_size: int = 1024, batch_size: int | None = None,
                  device: str | torch.device | None = None, bin_thresh: float | None = None,
                  box_thresh: float | None = None, max_batch_size: int | None = None,
-                 fold_batchnorm: bool = False, text_scale: TextScaleConfig | None = TextScaleConfig()) -> None:
+                 fold_batchnorm: bool = False, text_scale: TextScaleConfig | None = TextScaleConfig(),
+                 fragments: FragmentRule | None = FragmentRule()) -> None:
         """``fold_batchnorm`` takes ``model`` over for inference (``detection.model.fold_batchnorm``): faster, but
         it cannot be trained afterwards, so a training loop's validation leaves it False. ``text_scale``: a page
         whose characters would come out too large at ``input_size`` (a close-up) is read smaller (see
-        ``text_scale``); None reads every page at ``input_size``."""
+        ``text_scale``); None reads every page at ``input_size``. ``fragments``: boxes that touch or overlap along
+        their line are joined into one word (``fragments.merge_fragments``: broken dot-matrix letters); None
+        keeps the DB boxes as they are."""
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         if fold_batchnorm:
             fold_model_batchnorm(self.model)
         self.input_size = input_size
         self.text_scale = text_scale
+        self.fragments = fragments
         on_cpu = self.device.type == "cpu"
         # batch_size None: 2 pages on a CPU, 16 on a GPU (then sized from the free memory, halved on OOM)
         self.batch_size = batch_size or (CPU_BATCH if on_cpu else GPU_BATCH)
@@ -170,6 +175,6 @@ class DetectionPredictor:
             quad[:, 1] = quad[:, 1].clip(0, H)
             quad = order_quad(quad)
             words.append((Polygon(tuple((float(x), float(y)) for x, y in quad)), float(pred[4][1])))
-        return words
+        return words if self.fragments is None else merge_fragments(words, self.fragments)
 
     __call__ = predict
