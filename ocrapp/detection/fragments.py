@@ -21,32 +21,44 @@ class FragmentRule:
 
 
 @dataclass(frozen=True)
-class _Box:
-    centre: np.ndarray
-    direction: np.ndarray  # unit vector along the text line
-    height: float
-    points: np.ndarray
+class _Boxes:
+    """Per box: centre, unit vector along the text line, height (vectorised over all boxes of a page)."""
+
+    quads: np.ndarray  # (N, 4, 2) TL, TR, BR, BL
+    centres: np.ndarray
+    directions: np.ndarray
+    heights: np.ndarray
+
+    @classmethod
+    def of(cls, quads: np.ndarray) -> "_Boxes":
+        tl, tr, br, bl = (quads[:, k] for k in range(4))
+        along = (tr - tl) + (br - bl)
+        norm = np.linalg.norm(along, axis=1, keepdims=True)
+        directions = np.where(norm > 0, along / np.maximum(norm, 1e-9), np.array([1.0, 0.0]))
+        heights = (np.linalg.norm(bl - tl, axis=1) + np.linalg.norm(br - tr, axis=1)) / 2
+        return cls(quads, quads.mean(1), directions, heights)
+
+    def joins(self, i: int, j: int, rule: FragmentRule) -> bool:
+        low, high = sorted((float(self.heights[i]), float(self.heights[j])))
+        direction = self.directions[i]
+        if low <= 0 or high / low > rule.max_height_ratio or float(direction @ self.directions[j]) < rule.min_cos:
+            return False
+        across = np.array([-direction[1], direction[0]])
+        if abs(float((self.centres[j] - self.centres[i]) @ across)) > rule.max_offset * low:
+            return False
+        a_along, b_along = self.quads[i] @ direction, self.quads[j] @ direction
+        gap = max(b_along.min() - a_along.max(), a_along.min() - b_along.max())
+        return gap <= rule.max_gap * low
 
 
-def _box(quad: np.ndarray) -> _Box:
-    tl, tr, br, bl = quad
-    along = (tr - tl) + (br - bl)
-    norm = float(np.linalg.norm(along))
-    direction = along / norm if norm > 0 else np.array([1.0, 0.0])
-    height = float(np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2
-    return _Box(quad.mean(0), direction, height, quad)
-
-
-def _joins(a: _Box, b: _Box, rule: FragmentRule) -> bool:
-    low, high = sorted((a.height, b.height))
-    if low <= 0 or high / low > rule.max_height_ratio or float(a.direction @ b.direction) < rule.min_cos:
-        return False
-    across = np.array([-a.direction[1], a.direction[0]])
-    if abs(float((b.centre - a.centre) @ across)) > rule.max_offset * low:
-        return False
-    a_along, b_along = a.points @ a.direction, b.points @ a.direction
-    gap = max(b_along.min() - a_along.max(), a_along.min() - b_along.max())
-    return gap <= rule.max_gap * low
+def _candidate_pairs(boxes: _Boxes, rule: FragmentRule) -> np.ndarray:
+    """Pairs (i < j) whose axis-aligned bounds come within the allowed gap: the only ones that can join."""
+    reach = boxes.heights * max(rule.max_gap, 0.0)
+    lo = boxes.quads.min(1) - reach[:, None]
+    hi = boxes.quads.max(1) + reach[:, None]
+    near = ((lo[:, None, 0] <= hi[None, :, 0]) & (hi[:, None, 0] >= lo[None, :, 0])
+            & (lo[:, None, 1] <= hi[None, :, 1]) & (hi[:, None, 1] >= lo[None, :, 1]))
+    return np.argwhere(np.triu(near, k=1))
 
 
 def _ordered_rectangle(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
@@ -66,11 +78,11 @@ def merge_fragments(words: list[tuple[Polygon, float]], rule: FragmentRule = Fra
                     ) -> list[tuple[Polygon, float]]:
     """Join word boxes that ``rule`` says are pieces of one word (transitively); a joined box's score is the
     area-weighted mean of its pieces'. Boxes that join nothing come back unchanged, in their order."""
-    quads = [np.asarray(p.points, dtype=np.float64) for p, _ in words]
-    if len(quads) < 2 or any(len(q) != 4 for q in quads):
+    if len(words) < 2 or any(len(p.points) != 4 for p, _ in words):
         return words
-    boxes = [_box(q) for q in quads]
-    parent = list(range(len(boxes)))
+    quads = np.array([p.points for p, _ in words], dtype=np.float64)
+    boxes = _Boxes.of(quads)
+    parent = list(range(len(words)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -78,17 +90,11 @@ def merge_fragments(words: list[tuple[Polygon, float]], rule: FragmentRule = Fra
             i = parent[i]
         return i
 
-    lo = np.array([q.min(0) for q in quads])
-    hi = np.array([q.max(0) for q in quads])
-    reach = np.array([b.height for b in boxes]) * max(rule.max_gap, 0.0)
-    for i in range(len(boxes)):
-        near = np.nonzero((lo[:, 0] <= hi[i, 0] + reach[i]) & (hi[:, 0] >= lo[i, 0] - reach[i])
-                          & (lo[:, 1] <= hi[i, 1] + reach[i]) & (hi[:, 1] >= lo[i, 1] - reach[i]))[0]
-        for j in near[near > i]:
-            if root(i) != root(j) and _joins(boxes[i], boxes[j], rule):
-                parent[root(j)] = root(i)
+    for i, j in _candidate_pairs(boxes, rule):
+        if root(i) != root(j) and boxes.joins(i, j, rule):
+            parent[root(j)] = root(i)
     groups: dict[int, list[int]] = {}
-    for i in range(len(boxes)):
+    for i in range(len(words)):
         groups.setdefault(root(i), []).append(i)
     merged = []
     for members in sorted(groups.values(), key=min):
@@ -97,7 +103,7 @@ def merge_fragments(words: list[tuple[Polygon, float]], rule: FragmentRule = Fra
             continue
         areas = np.array([max(cv2.contourArea(quads[k].astype(np.float32)), 1e-6) for k in members])
         score = float(np.dot(areas, [words[k][1] for k in members]) / areas.sum())
-        direction = boxes[members[0]].direction
+        direction = boxes.directions[members[0]]
         rect = _ordered_rectangle(np.concatenate([quads[k] for k in members]), direction)
         merged.append((Polygon(tuple((float(x), float(y)) for x, y in rect)), score))
     return merged
