@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocrapp.disjoint_sets import DisjointSets
 from ocrapp.document import Polygon
 
 
@@ -82,22 +83,12 @@ def merge_fragments(words: list[tuple[Polygon, float]], rule: FragmentRule = Fra
         return words
     quads = np.array([p.points for p, _ in words], dtype=np.float64)
     boxes = _Boxes.of(quads)
-    parent = list(range(len(words)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    pieces = DisjointSets(len(words))
     for i, j in _candidate_pairs(boxes, rule):
-        if root(i) != root(j) and boxes.joins(i, j, rule):
-            parent[root(j)] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(words)):
-        groups.setdefault(root(i), []).append(i)
+        if pieces.find(i) != pieces.find(j) and boxes.joins(i, j, rule):
+            pieces.union(i, j)
     merged = []
-    for members in sorted(groups.values(), key=min):
+    for members in pieces.groups():
         if len(members) == 1:
             merged.append(words[members[0]])
             continue

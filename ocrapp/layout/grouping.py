@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ocrapp.disjoint_sets import DisjointSets
 from ocrapp.document import Block, Line, Word
 from ocrapp.layout.geometry import Boxes, VerticalIndex, deskewed_boxes, estimate_skew
 
@@ -122,23 +123,13 @@ def _group_blocks(lbox: np.ndarray, lh: np.ndarray, cfg: LayoutConfig) -> list[l
         for gap, i, j, min_h in candidates
         if gap <= min(max(cfg.para_gap * min_h, cfg.para_gap_rel * usual), cfg.max_para_gap * min_h)
     ]
-    parent = list(range(len(lbox)))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
+    blocks = DisjointSets(len(lbox))
     below, above = np.zeros(len(lbox), bool), np.zeros(len(lbox), bool)
     for _, i, j in sorted(pairs):
         if not below[i] and not above[j]:
             below[i] = above[j] = True
-            parent[find(i)] = find(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(lbox)):
-        groups.setdefault(find(i), []).append(i)
-    return list(groups.values())
+            blocks.union(i, j)
+    return blocks.groups()
 
 
 def _rows(members: list[int], lbox: np.ndarray, lh: np.ndarray) -> list[int]:
