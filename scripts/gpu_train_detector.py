@@ -6,8 +6,8 @@
 1. starts ``python -m ocrapp.training.data.pages`` with ``--gen-workers`` processes (host cores) into ``--work``;
    real Debian PDFs are used when ``--pdf-root`` holds them (or apt can fetch them), else synthetic pages only;
 2. waits for ``--min-pages`` pages, then trains ``--arch`` (from the embedded weights unless ``--init none``)
-   for ``--minutes`` (CUDA + autocast; generation keeps
-   running and the trainer picks up new pages; loader workers decode/crop on the host);
+   for ``--minutes`` (CUDA + autocast; generation keeps running and the trainer picks up new pages; loader
+   workers decode, crop and build the DB targets on the host);
 3. evaluates on the dev sets (``ocrapp.detection.evaluate``; skipped if the dev data is absent);
 4. writes fp16 safetensors into ``--out`` in files of at most 16 MiB (sharded with an index when larger),
    the model card and ``report.json``.
