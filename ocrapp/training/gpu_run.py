@@ -100,7 +100,7 @@ def detector_score(models: Path, arch: str) -> float | None:
         if in_table:
             if not line.startswith("|"):
                 break
-            cells = [c.strip() for c in line.strip("|").split("|")]
+            cells = _table_cells(line)
             try:
                 values.append(float(cells[-1]))
             except ValueError:
