@@ -18,6 +18,21 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes in bf16 natively (AVX512-BF16 or AMX); elsewhere oneDNN would emulate it, slower
+    than fp32."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch.cpu: absent -> False
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def image_autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype a convolutional image tower runs in at inference: the GPU's autocast dtype, bf16 on CPUs with
+    native bf16, else None (fp32)."""
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    return autocast_dtype(device)
+
+
 def autocast(device: torch.device):
     dtype = autocast_dtype(device)
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()

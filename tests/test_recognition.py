@@ -399,3 +399,30 @@ def test_incremental_decoding_matches_the_full_prefix_decoder() -> None:
     assert fast.argmax(-1).unique().numel() > 1  # not a degenerate constant reading
     with pytest.raises(ValueError, match="eval mode"):
         IncrementalDecoding(model.visual_decoder.train(), memory)
+
+
+def test_image_tower_runs_in_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocrapp import accel
+
+    torch.manual_seed(4)
+    x = images_to_tensor(render_words(["low", "precision", "tower"]), TINY)
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: False)
+    assert Recognizer(Clip4Str(TINY), torch.device("cpu")).model.image_autocast is None
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: True)
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"))
+    assert rec.model.image_autocast == torch.bfloat16
+    off = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(low_precision_image_tower=False))
+    assert off.model.image_autocast is None
+    model = rec.model
+    with torch.inference_mode():
+        low = model.encode_image(x)
+        model.image_autocast = None
+        full = model.encode_image(x)
+    assert low.dtype == full.dtype == torch.float32  # the decoders see fp32 tokens either way
+    assert not torch.equal(low, full)  # bf16 did run ...
+    assert torch.allclose(low, full, atol=0.1 * float(full.abs().max()))  # ... and stays close
+    training = Clip4Str(TINY).train()
+    with torch.no_grad():
+        plain = training.encode_image(x)
+        training.image_autocast = torch.bfloat16
+        assert torch.equal(training.encode_image(x), plain)  # training ignores it

@@ -62,6 +62,9 @@ class Clip4Str(nn.Module):
         self.clip_model = _build_clip(cfg)
         # Inference decodes with IncrementalDecoding (same logits, faster); False uses the full-prefix decoder.
         self.incremental_decoding = True
+        # Inference may run the image tower under autocast in this dtype (the predictor sets bf16 on CPUs with native
+        # bf16 instructions: half the tower's time); the decoders stay in the surrounding precision.
+        self.image_autocast: torch.dtype | None = None
         if cfg.vision == "resnet":
             self.token_proj = nn.Linear(cfg.vision_width * 32, cfg.embed_dim)
             self.token_norm = nn.LayerNorm(cfg.embed_dim)
@@ -101,6 +104,13 @@ class Clip4Str(nn.Module):
     # -- encoders -----------------------------------------------------------------------------------------
     def encode_image(self, images: Tensor) -> Tensor:
         """All image tokens in the joint space: (B, N, embed_dim)."""
+        if self.image_autocast is None or self.training:
+            return self._encode_image(images)
+        with torch.autocast(images.device.type, dtype=self.image_autocast):
+            tokens = self._encode_image(images)
+        return tokens.to(images.dtype)
+
+    def _encode_image(self, images: Tensor) -> Tensor:
         visual = self.clip_model.visual
         if self.cfg.vision == "vit":
             x = visual._embeds(images)
@@ -136,7 +146,7 @@ class Clip4Str(nn.Module):
         tgt[:, 0] = tok.bos_id
         logits = []
         use_cache = self.incremental_decoding and len(decoder.layers) == 1 and not self.training
-        incremental = IncrementalDecoding(decoder, memory) if use_cache else None
+        incremental = IncrementalDecoding(decoder, memory, num_steps) if use_cache else None
         for i in range(num_steps):
             j = i + 1
             if incremental is not None:

@@ -21,12 +21,14 @@ from ocrapp.recognition.weights import load_recognizer
 from ocrapp.training.recognizer.export import branch_scores
 
 
-def compare(weights: list[Path], folders: list[Path], limit: int,
-            cross_skips: Sequence[float] = ()) -> dict[str, dict[str, dict[str, float]]]:
-    """{weights file: {folder name: {branch: exact accuracy}}}; see ``export.branch_scores`` for cross_skips."""
+def compare(weights: list[Path], folders: list[Path], limit: int, cross_skips: Sequence[float] = (),
+            image_dtype: torch.dtype | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """{weights file: {folder name: {branch: exact accuracy}}}; see ``export.branch_scores`` for cross_skips.
+    ``image_dtype``: run the image tower under autocast in this dtype (as the predictor does on bf16 CPUs)."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for path in weights:
         model = load_recognizer(path).eval()
+        model.image_autocast = image_dtype
         table[str(path)] = {folder.name: branch_scores(model, [folder], limit, cross_skips) for folder in folders}
     return table
 
@@ -39,10 +41,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cross-skip", type=float, nargs="*", default=[], metavar="T",
                    help="also score the confident branch that skips the cross-modal decoder above visual confidence T")
+    p.add_argument("--image-bf16", action="store_true",
+                   help="run the image tower in bf16, as the predictor does on CPUs with native bf16")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    table = compare(a.weights, a.on, a.limit, a.cross_skip)
+    table = compare(a.weights, a.on, a.limit, a.cross_skip, torch.bfloat16 if a.image_bf16 else None)
     for path, folders in table.items():
         means = {b: sum(f[b] for f in folders.values()) / len(folders) for b in next(iter(folders.values()))}
         print(path)

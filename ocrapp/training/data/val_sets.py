@@ -1,0 +1,65 @@
+"""Build the recognizer's five held-out word folders, the same on every machine.
+
+    python -m ocrapp.training.data.val_sets --root /work/cache/crops
+
+Writes ``pdf_val`` (real words of the PDFs in the validation split, which training never cuts),
+``held_out_fonts`` (words rendered only in the families that training never draws: Caladea, URW Bookman),
+``synth_val``, ``receipts_val`` and ``scans_val`` (words of the three rendering profiles). Fixed seeds and counts,
+so that two sessions' numbers compare; a folder that already holds its words is left as it is.
+Until session 9 the first three were built by hand with seeds not written down: numbers measured on these folders
+(session 10 on) are not comparable with earlier ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ocrapp.training.data.pdf_crops import build_pdf_crops
+from ocrapp.training.data.shards import list_shards
+from ocrapp.training.data.synth_words import PROFILES, RenderConfig, build_cache
+
+
+@dataclass(frozen=True)
+class SynthValSet:
+    name: str
+    count: int
+    seed: int
+    cfg: RenderConfig
+
+
+SYNTH_VAL_SETS = (
+    SynthValSet("synth_val", 2000, 90815, PROFILES["general"]),
+    SynthValSet("held_out_fonts", 2000, 90816, replace(PROFILES["general"], held_out_fonts=True)),
+    SynthValSet("receipts_val", 2000, 90817, PROFILES["receipts"]),
+    SynthValSet("scans_val", 1000, 90818, PROFILES["scans"]),
+)
+PDF_VAL_COUNT, PDF_VAL_SEED = 2000, 7
+
+
+def build_val_sets(root: Path, workers: int = 1) -> list[Path]:
+    folders = []
+    for spec in SYNTH_VAL_SETS:
+        out = root / spec.name
+        if not list_shards(out):
+            build_cache(out, spec.count, workers, shard_size=500, seed=spec.seed, cfg=spec.cfg)
+        folders.append(out)
+    pdf_val = root / "pdf_val"
+    # one page per document, 40 words a page: many documents (fonts, layouts) in few words
+    build_pdf_crops(pdf_val, PDF_VAL_COUNT, seed=PDF_VAL_SEED, pages_per_pdf=1, words_per_page=40, shard_size=500,
+                    split="val")
+    return folders + [pdf_val]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", type=Path, required=True, help="folder that receives the five held-out folders")
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args(argv)
+    for folder in build_val_sets(args.root, args.workers):
+        print(folder)
+
+
+if __name__ == "__main__":
+    main()
