@@ -1,7 +1,7 @@
 """Median seconds per page of the detector on CPU (default: 2 threads, the input size stored in the weights).
 
     python benchmarks/detection_speed.py [--weights models/detector_db_mobilenet_v3_large_h96.safetensors]
-        [--threads 2] [--input-size N] [--pages 5] [--batch 1]
+        [--threads 2] [--input-size N] [--pages 5] [--batch 1] [--fp32]
 
 The page is a synthetic letter (fixed seed) rendered at 150 dpi; its pixel size is reported as page_px. Without a weights file the model runs
 randomly initialised (same cost; the postprocessor time then differs). Prints one JSON line.
@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=None, help="default: the size stored in the weights, else 1024")
     ap.add_argument("--pages", type=int, default=5)
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--fp32", action="store_true", help="fp32 even where the CPU has native bf16 (the default uses it)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +49,8 @@ def main() -> None:
     trained = args.weights.exists()
     model = load_detector(args.weights, args.arch) if trained else build_detector(args.arch).eval()
     size = inference_size(model, args.arch, args.input_size)
-    pred = DetectionPredictor(model, input_size=size, batch_size=args.batch, fold_batchnorm=True)
+    pred = DetectionPredictor(model, input_size=size, batch_size=args.batch, fold_batchnorm=True,
+                              low_precision=not args.fp32)
     pred.predict([page] * args.batch)  # warm-up
     times = []
     n_words = 0
@@ -60,7 +62,8 @@ def main() -> None:
     print(json.dumps({"arch": args.arch, "weights": str(args.weights) if trained else "random-init",
                       "threads": args.threads, "input_size": size, "page_px": list(page.shape[:2]),
                       "median_s_per_page": round(statistics.median(times), 3), "min_s": round(min(times), 3),
-                      "words_found": n_words, "cpu": platform.processor() or platform.machine()}))
+                      "words_found": n_words, "precision": "fp32" if args.fp32 else "default",
+                      "cpu": platform.processor() or platform.machine()}))
 
 
 if __name__ == "__main__":

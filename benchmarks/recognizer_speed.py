@@ -1,7 +1,7 @@
 """Recognizer throughput on this machine: crops/s at a given batch size, median of several runs.
 
 python benchmarks/recognizer_speed.py [--weights models/recognizer_clip4str-s.safetensors] [--batch 64]
-    [--runs 7] [--threads 2] [--device cpu] [--full-prefix] [--cross-decoding ar|fast] [--cross-skip T]
+    [--runs 7] [--threads 2] [--device cpu] [--full-prefix] [--cross-decoding ar|fast] [--cross-skip T] [--fp32]
 Crops are synthetic words rendered with the data engine (fixed seed), so every run reads the same pixels.
 """
 
@@ -33,13 +33,16 @@ def main() -> None:
     p.add_argument("--cross-decoding", choices=["ar", "fast"], default="ar")
     p.add_argument("--cross-skip", type=float, default=RecognizerConfig.cross_skip_confidence,
                    help="visual confidence above which the cross-modal branch is skipped; <= 0: never skip")
+    p.add_argument("--fp32", action="store_true",
+                   help="the image tower in fp32 even where the CPU has native bf16 (the default uses it there)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     renderer = WordRenderer(RenderConfig(), seed=123)
     crops = [renderer.render(*_word_and_font(renderer)) for _ in range(a.batch)]
     skip = a.cross_skip if a.cross_skip > 0 else None
     rec = Recognizer.from_pretrained(a.weights, a.device, RecognizerConfig(
-        batch_size=a.batch, cross_decoding=a.cross_decoding, cross_skip_confidence=skip))
+        batch_size=a.batch, cross_decoding=a.cross_decoding, cross_skip_confidence=skip,
+        low_precision_image_tower=not a.fp32))
     rec.model.incremental_decoding = not a.full_prefix
     rec.read(crops)  # warm-up
     times = []
@@ -52,6 +55,7 @@ def main() -> None:
                       "threads": a.threads, "device": a.device,
                       "decoder": "full-prefix" if a.full_prefix else "incremental",
                       "cross_decoding": a.cross_decoding, "cross_skip_confidence": skip,
+                      "image_tower": str(rec.model.image_autocast or torch.float32).removeprefix("torch."),
                       "cpu": platform.processor() or platform.machine(),
                       "median_s": round(median, 4)}))
 

@@ -19,6 +19,7 @@ from ocrapp.detection import DEFAULT_ARCH, DetectionPredictor, build_detector, l
 from ocrapp.detection.fragments import FragmentRule
 from ocrapp.detection.metrics import match_counts
 from ocrapp.detection.model import export_fp16_safetensors
+from ocrapp.detection.predictor import resize_and_pad
 from ocrapp.detection.text_scale import TextScaleConfig
 from ocrapp.errors import ModelError
 
@@ -272,6 +273,28 @@ def test_shipped_weights_find_words_on_fresh_page(tmp_path):
     assert counts.recall >= SHIPPED_MIN_RECALL, counts.as_dict()
 
 
+@pytest.mark.skipif(not SHIPPED.exists(), reason=f"no shipped detector weights at {SHIPPED}")
+def test_bf16_finds_the_boxes_fp32_finds(tmp_path, monkeypatch):
+    from ocrapp import accel
+    from ocrapp.training.data.pages import page_from_pdf
+    from ocrapp.training.data.synth_doc import make_synthetic_pdf
+
+    pdf = tmp_path / "fresh.pdf"
+    rng = random.Random(4242)
+    make_synthetic_pdf(rng, pdf, "invoice")
+    image = page_from_pdf(pdf, 0, rng, dpi_range=(150, 150)).image
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: True)  # emulated where the CPU lacks it: slower
+    low = DetectionPredictor.from_weights(SHIPPED, DEFAULT_ARCH)
+    full = DetectionPredictor.from_weights(SHIPPED, DEFAULT_ARCH, low_precision=False)
+    batch, _ = resize_and_pad([image], low.input_size)
+    low_map, full_map = low.prob_maps(batch), full.prob_maps(batch)
+    assert 0 < np.abs(low_map - full_map).max() < 0.1  # bf16 did run, and the map stays close
+    low_boxes = [p for p, _ in low.predict([image])[0]]
+    full_boxes = [p for p, _ in full.predict([image])[0]]
+    counts = match_counts(full_boxes, low_boxes)
+    assert len(full_boxes) > 50 and counts.recall >= 0.97 and counts.precision >= 0.97, counts.as_dict()
+
+
 @pytest.mark.slow
 def test_train_resume_and_export(tmp_path):
     from ocrapp.training.data.pages import build_pages
@@ -496,8 +519,8 @@ def test_batchnorm_folding_keeps_the_probability_map():
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     page = (np.random.default_rng(0).random((1, 3, 256, 192)) * 255).astype(np.uint8)
-    before = DetectionPredictor(model, input_size=256).prob_maps(torch.from_numpy(page))
-    folded = DetectionPredictor(model, input_size=256, fold_batchnorm=True)
+    before = DetectionPredictor(model, input_size=256, low_precision=False).prob_maps(torch.from_numpy(page))
+    folded = DetectionPredictor(model, input_size=256, fold_batchnorm=True, low_precision=False)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.modules())
     assert np.abs(folded.prob_maps(torch.from_numpy(page)) - before).max() < 1e-4
 

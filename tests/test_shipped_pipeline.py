@@ -40,3 +40,18 @@ def test_samples_are_read(ocr, name: str) -> None:
         for word in page.words:
             box = word.bbox
             assert 0 <= box.x0 <= box.x1 <= page.width and 0 <= box.y0 <= box.y1 <= page.height
+
+
+@needs_models
+def test_low_precision_is_the_default_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from ocrapp import OCR, OcrConfig, accel
+
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: True)
+    default = OCR(OcrConfig(device="cpu"))
+    assert default.detector.low_precision and default.recognizer.model.image_autocast == torch.bfloat16
+    fp32 = OCR(OcrConfig(device="cpu", low_precision=False))
+    assert not fp32.detector.low_precision and fp32.recognizer.model.image_autocast is None
+    monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: False)
+    assert OCR(OcrConfig(device="cpu")).recognizer.model.image_autocast is None  # no emulated bf16

@@ -35,7 +35,7 @@ class RecognizerConfig:
     # A crop narrower than this many heights is also read turned +-90 degrees (vertical text; single characters
     # are rarely this narrow with the crop's margin).
     vertical_aspect: float = 0.4
-    # The image tower (~40% of a CPU read) in bf16 where the hardware has native bf16 (accel.image_autocast_dtype):
+    # The image tower (~40% of a CPU read) in bf16 where the hardware has native bf16 (accel.low_precision_dtype):
     # half its time on such CPUs; readings measured against fp32 in the model card. False: fp32 everywhere.
     low_precision_image_tower: bool = True
     # How crops too wide for one read (lines, long words) are cut into pieces (see long_crops).
@@ -57,7 +57,7 @@ class Recognizer:
         # The crops arrive channels-last (images_to_tensor permutes an NHWC batch); convolution weights in the same
         # layout save the image tower a layout conversion per layer (~10% of its time on a CPU).
         self.model.clip_model.visual.to(memory_format=torch.channels_last)
-        self.model.image_autocast = accel.image_autocast_dtype(device) if cfg.low_precision_image_tower else None
+        self.model.image_autocast = accel.low_precision_dtype(device) if cfg.low_precision_image_tower else None
         self.device = device
         self.cfg = cfg
         self._batch_size = cfg.batch_size
