@@ -204,8 +204,10 @@ def pack_pdfs(path: Path, budget: float, root: Path = PDF_ROOT, seed: int = 0) -
     import random
 
     sys.path.insert(0, str(REPO))
-    from ocrapp.training.data.pdf_crops import document_split
+    from ocrapp.training.data.pdf_crops import DEFAULT_PACKAGES, document_split, fetch_debian_pdfs
 
+    if not any(root.glob("*/.unpacked")):  # a fresh machine: apt-get download and unpack them (about a minute)
+        fetch_debian_pdfs(tuple(DEFAULT_PACKAGES), root)
     packages = sorted(d for d in root.iterdir() if (d / ".unpacked").exists()) if root.exists() else []
     pools = []
     for package in packages:
