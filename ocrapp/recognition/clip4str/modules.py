@@ -119,7 +119,7 @@ def _project(attn: nn.MultiheadAttention, x: Tensor, part: int) -> Tensor:
 
 def _attend(attn: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """Attention of one new position over all of ``k``/``v`` (no mask). Two batched matmuls: for a single query
-    row, torch's CPU flash-attention kernel took ~0.9 ms a call at batch 64, 40% of a decoding step."""
+    row they beat torch's CPU flash-attention kernel (99 against 141 us at batch 64, 4 heads, 26 keys, 1 thread)."""
     scores = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     out = torch.matmul(scores.softmax(-1), v)
     b, h, n, dh = out.shape
