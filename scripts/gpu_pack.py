@@ -206,9 +206,8 @@ def pack_pdfs(path: Path, budget: float, root: Path = PDF_ROOT, seed: int = 0) -
     sys.path.insert(0, str(REPO))
     from ocrapp.training.data.pdf_crops import DEFAULT_PACKAGES, document_split, fetch_debian_pdfs
 
-    if not any(root.glob("*/.unpacked")):  # a fresh machine: apt-get download and unpack them (about a minute)
-        fetch_debian_pdfs(tuple(DEFAULT_PACKAGES), root)
-    packages = sorted(d for d in root.iterdir() if (d / ".unpacked").exists()) if root.exists() else []
+    fetch_debian_pdfs(DEFAULT_PACKAGES, root)  # idempotent: downloads (about a minute) only what is not unpacked yet
+    packages = sorted(d for d in root.iterdir() if (d / ".unpacked").exists())
     pools = []
     for package in packages:
         pool = [f for f in sorted(package.rglob("*.pdf")) if PDF_SIZE[0] <= f.stat().st_size <= PDF_SIZE[1]
