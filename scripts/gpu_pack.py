@@ -34,7 +34,7 @@ import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / ".gpu"
+PACK_DIR = ".gpu"  # scripts/gpu_session.sh reads $GPU_PACK, default .gpu
 PURE = ["open_clip_torch", "ftfy", "wcwidth", "python-doctr", "anyascii", "langdetect", "validators", "fpdf2",
         "defusedxml", "pypdf", "pdf2image", "reportlab", "wordfreq", "langcodes", "locate", "Faker", "pypdfium2"]
 BINARY = ["shapely", "pyclipper", "rapidfuzz"]  # pinned to this venv's versions
@@ -240,35 +240,39 @@ def main() -> None:
     ap.add_argument("--model", choices=["any", "recognizer"], default="any",
                     help="recognizer: only what the recognizer recipe needs (no docTR, no wheels: the benchmark is "
                          "skipped), poppler and a sample of real Debian PDFs for its real-word crops")
-    model = ap.parse_args().model
-    OUT.mkdir(exist_ok=True)
+    ap.add_argument("--dir", default=PACK_DIR,
+                    help="pack folder in the repository (git-ignored here); a second pack lets a warm device run "
+                         "a second recipe without a new start: GPU_PACK=<dir> bash scripts/gpu_session.sh ...")
+    args = ap.parse_args()
+    model, pack = args.model, REPO / args.dir
+    pack.mkdir(exist_ok=True)
     exclude = REPO / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
-    if "/.gpu/" not in (exclude.read_text() if exclude.exists() else ""):
+    if f"/{args.dir}/" not in (exclude.read_text() if exclude.exists() else ""):
         with open(exclude, "a") as f:
-            f.write("/.gpu/\n")
+            f.write(f"/{args.dir}/\n")
     for old in ("site.tar.gz", "poppler.tar.gz", "fonts.tar.gz", "pdfs.tar"):
-        (OUT / old).unlink(missing_ok=True)
-    (OUT / "imports.txt").write_text(IMPORTS[model] + "\n")
-    n_site = pack_site(OUT / "site.tar.gz", PURE if model == "any" else RECOGNIZER_PURE)
+        (pack / old).unlink(missing_ok=True)
+    (pack / "imports.txt").write_text(IMPORTS[model] + "\n")
+    n_site = pack_site(pack / "site.tar.gz", PURE if model == "any" else RECOGNIZER_PURE)
     if model == "any":
-        wheels = download_wheels(OUT / "whl")
+        wheels = download_wheels(pack / "whl")
     else:
-        shutil.rmtree(OUT / "whl", ignore_errors=True)
+        shutil.rmtree(pack / "whl", ignore_errors=True)
         wheels = []
-    n_libs = pack_poppler(OUT / "poppler.tar.gz")
+    n_libs = pack_poppler(pack / "poppler.tar.gz")
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
                             check=True).stdout.decode().split("\0")
     tree = sum((REPO / f).stat().st_size for f in listed if f and (REPO / f).is_file()) / 2**20
-    packed = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
+    packed = sum(p.stat().st_size for p in pack.rglob("*") if p.is_file()) / 2**20
     room = LIMIT_MIB - tree - packed
-    n_fonts = pack_fonts(OUT / "fonts.tar.gz", (room if model == "any" else min(room, RECOGNIZER_FONT_MIB)) * 2**20)
+    n_fonts = pack_fonts(pack / "fonts.tar.gz", (room if model == "any" else min(room, RECOGNIZER_FONT_MIB)) * 2**20)
     n_pdfs = 0
     if model == "recognizer":
-        packed = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
-        n_pdfs = pack_pdfs(OUT / "pdfs.tar", (LIMIT_MIB - tree - packed) * 2**20)
-    total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file()) / 2**20
-    print(f".gpu/site.tar.gz: {n_site} files; wheels: {', '.join(wheels) or 'none'}; fonts: {n_fonts}; "
+        packed = sum(p.stat().st_size for p in pack.rglob("*") if p.is_file()) / 2**20
+        n_pdfs = pack_pdfs(pack / "pdfs.tar", (LIMIT_MIB - tree - packed) * 2**20)
+    total = sum(p.stat().st_size for p in pack.rglob("*") if p.is_file()) / 2**20
+    print(f"{args.dir}/site.tar.gz: {n_site} files; wheels: {', '.join(wheels) or 'none'}; fonts: {n_fonts}; "
           f"poppler: 3 tools + {n_libs} libraries; PDFs: {n_pdfs}; {total:.1f} MiB; with the working tree "
           f"({tree:.1f} MiB) {total + tree:.1f} MiB travels (limit 64 MiB)")
 

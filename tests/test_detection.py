@@ -315,6 +315,23 @@ def test_train_resume_and_export(tmp_path):
     assert "longer page side to 1280 px" in (tmp_path / "models" / f"detector_{DEFAULT_ARCH}.md").read_text()
 
 
+@pytest.mark.slow
+def test_fine_tune_keeps_its_starting_weights_when_training_only_hurts(tmp_path):
+    """A fine-tune scores its starting weights first: a run whose steps wreck the model (lr 0.5) keeps them."""
+    from ocrapp.training.data.pages import build_pages
+    from ocrapp.training.detector.train import parse_args, train
+
+    build_pages(tmp_path / "data", count=3, workers=1, seed=9, real_share=0.0)
+    state = train(parse_args(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--crop", "128",
+                              "--batch", "1", "--infer-size", "1024", "--val-pages", "1", "--init", str(SHIPPED),
+                              "--lr", "0.5", "--warmup", "1", "--minutes", "0.1"]))
+    start, *later = state["history"]
+    assert start["step"] == 0 and start["hmean"] > 0.1  # the shipped weights, scored before any step
+    assert later and later[-1]["step"] > 0 and later[-1]["hmean"] < start["hmean"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["state"]["step"] == 0 and state["best_hmean"] == start["hmean"]
+
+
 def _stop_a_run_with_sigterm(base: list[str], run: Path, step_before: int) -> None:
     """A run told to train for an hour, killed with SIGTERM once it steps: it stops and saves where it was."""
     import subprocess
@@ -352,7 +369,8 @@ def test_gpu_recipe_tiny_on_cpu(tmp_path):
     assert report["train"]["step"] > 0
     assert report["init"].endswith(f"detector_{DEFAULT_ARCH}.safetensors") and report["lr"] == 5e-4
     assert set(report["postprocess"]) >= {"bin_thresh", "box_thresh", "unclip_ratio", "hmean"}
-    load_detector(out / f"detector_{DEFAULT_ARCH}.safetensors", DEFAULT_ARCH)
+    assert report["input_size"] == 256  # validated, tuned and stored at the size it was asked for
+    assert load_detector(out / f"detector_{DEFAULT_ARCH}.safetensors", DEFAULT_ARCH).tuned_input_size == 256
 
 
 def _db_kernel_map(boxes: list[tuple[int, int, int, int]], size: int, shrink: float = 0.4) -> np.ndarray:

@@ -103,11 +103,20 @@ def train(args: argparse.Namespace) -> dict:
         val_file.write_text(json.dumps([str(p) for p in val_items]))
     postprocess = load_tuned(args.postprocess) or PostprocessConfig()
 
+    def best_checkpoint_score() -> float:
+        """best.pt's hmean on the current validation pages (-1 without best.pt or pages)."""
+        if not (out / "best.pt").exists() or not val_items:
+            return -1.0
+        best = build_detector(args.arch, assume_straight_pages=False).to(device)
+        best.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"])
+        return validate(best.eval(), val_items, args.infer_size, device, postprocess)["hmean"]
+
     def renew_record_if_validation_changed() -> None:
-        """The best score only compares like with like: another validation set or postprocessing starts anew."""
+        """The best score only compares like with like: on another validation set or postprocessing, best.pt is
+        scored again, so that a later, worse checkpoint cannot replace it."""
         signature = json.dumps([[str(p) for p in val_items], asdict(postprocess)])
         if state.get("val_signature") != signature:
-            state["val_signature"], state["best_hmean"] = signature, -1.0
+            state["val_signature"], state["best_hmean"] = signature, best_checkpoint_score()
 
     renew_record_if_validation_changed()
     say(f"arch={args.arch} device={device} threads={args.threads} crop={args.crop} batch={args.batch} "
@@ -158,6 +167,8 @@ def train(args: argparse.Namespace) -> dict:
             _atomic_save(ck, out / "best.pt")
         _atomic_save(ck, last)
 
+    if state["step"] == 0 and args.init and val_items:
+        checkpoint(do_val=True)  # the starting weights are the first candidate: a fine-tune never ships worse ones
     stop = SigtermStop()  # stops after the current step and still saves last.pt
     t_log = time.monotonic()
     for imgs, targets, *db_targets in loader:
