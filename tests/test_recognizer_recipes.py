@@ -75,6 +75,44 @@ def test_binarised_scan_is_bilevel_at_the_crop_size() -> None:
     assert all(rows(g) < rows(crop[..., 0]) for g in grays)
 
 
+def test_typewriter_strikes_each_letter_on_its_own() -> None:
+    """Typewritten words: a fixed-pitch face, each letter at its own height and strength; a smooth draw of the
+    same word has one baseline and one strength."""
+    from dataclasses import replace
+
+    from ocrapp.training.data.val_sets import SYNTH_VAL_SETS
+
+    renderer = WordRenderer(PROFILES["scans"], seed=8)
+    fixed = renderer.fixed_pitch_faces()
+    assert fixed and all("Mono" in f.path.name for f in fixed)
+    font = renderer._font(fixed[0], 60)
+    pitch, word = font.getlength("H"), "HHHHHHHHHH"
+
+    def letters(image: np.ndarray, left: float) -> tuple[set[int], set[int]]:
+        """Per letter cell: the lowest row holding ink and the darkest value."""
+        gray = image[..., 0].astype(int)
+        bottoms, darkest = set(), set()
+        for i in range(len(word)):
+            cell = gray[:, int(left + i * pitch + pitch * 0.15):int(left + (i + 1) * pitch - pitch * 0.15)]
+            rows = np.nonzero((cell < 215).any(axis=1))[0]
+            bottoms.add(int(rows.max()))
+            darkest.add(int(cell.min()))
+        return bottoms, darkest
+
+    smooth, layout = renderer._draw(word, font, (0, 0, 0), (255, 255, 255))
+    assert letters(smooth, layout.left) == ({next(iter(letters(smooth, layout.left)[0]))}, {0})
+    uneven = 0
+    for _ in range(5):
+        typed, layout = renderer._draw_typewritten(word, font, (0, 0, 0), (255, 255, 255))
+        bottoms, darkest = letters(typed, layout.left)
+        uneven += len(bottoms) > 1 and max(darkest) - min(darkest) > 5
+    assert uneven >= 4
+    assert PROFILES["general"].typewriter_share == 0 < PROFILES["scans"].typewriter_share
+    # the held-out scans folder keeps the words and renders it had before the style existed
+    scans_val = next(v for v in SYNTH_VAL_SETS if v.name == "scans_val")
+    assert scans_val.cfg == replace(PROFILES["scans"], typewriter_share=0.0)
+
+
 def _debian_like_pdf_root(root: Path) -> Path:
     """An unpacked-package folder as pdf_crops leaves it (``<package>/.unpacked``) with one training-split PDF."""
     fpdf = pytest.importorskip("fpdf")

@@ -44,6 +44,9 @@ class RenderConfig:
     # Old forms and faxes: scanned at a low resolution and binarised, so that counters fill ("e" as "o") or
     # thin strokes break, depending on where the threshold fell.
     binarised_scan_share: float = 0.0
+    # Typewritten forms and letters (FUNSD's kind): a fixed-pitch face struck letter by letter, each letter a
+    # little off the baseline and inked more or less, through a worn ribbon.
+    typewriter_share: float = 0.0
 
 
 # Named text and print mixes: "receipts" covers what the general mix has little of (all-caps lines, "LABEL: value"
@@ -51,7 +54,7 @@ class RenderConfig:
 PROFILES = {
     "general": RenderConfig(),
     "receipts": RenderConfig(upper_share=0.6, field_share=0.3, dot_matrix_share=0.12, pixel_print_share=0.3),
-    "scans": RenderConfig(upper_share=0.3, field_share=0.15, binarised_scan_share=0.6),
+    "scans": RenderConfig(upper_share=0.3, field_share=0.15, binarised_scan_share=0.6, typewriter_share=0.4),
 }
 
 
@@ -67,6 +70,7 @@ class WordRenderer:
                                    charset=DOCUMENT_CHARSET, upper_share=cfg.upper_share,
                                    field_share=cfg.field_share)
         self._font_cache: dict[tuple[Path, int], ImageFont.FreeTypeFont] = {}
+        self._fixed_pitch: tuple[FontFace, ...] | None = None
 
     def _font(self, face: FontFace, size: int) -> ImageFont.FreeTypeFont:
         key = (face.path, size)
@@ -75,6 +79,15 @@ class WordRenderer:
                 self._font_cache.clear()
             self._font_cache[key] = ImageFont.truetype(str(face.path), size)
         return self._font_cache[key]
+
+    def fixed_pitch_faces(self) -> tuple[FontFace, ...]:
+        """The monospaced faces (a typewriter's), found once: every letter advances as far as "M"."""
+        if self._fixed_pitch is None:
+            def fixed(face: FontFace) -> bool:
+                font = self._font(face, 20)
+                return len({font.getlength(c) for c in "iMW.1m"}) == 1
+            self._fixed_pitch = tuple(f for f in self.fonts if fixed(f))
+        return self._fixed_pitch
 
     def sample(self) -> tuple[np.ndarray, str]:
         for _ in range(50):
@@ -106,11 +119,17 @@ class WordRenderer:
 
     def render(self, text: str, face: FontFace) -> np.ndarray:
         pixel_print = self._chance(self.cfg.pixel_print_share)
+        typewriter = not pixel_print and self._chance(self.cfg.typewriter_share)
         # a bitmap printer's glyphs are small: 13-26 dots per em
         size = self.rng.randint(13, 26) if pixel_print else self.rng.randint(18, 56)
         ink, paper = self._colors()
-        image, layout = self._draw(text, self._font(face, size), ink, paper, pixel_print)
-        if not pixel_print and self._chance(self.cfg.dot_matrix_share):
+        if typewriter:
+            fixed = [f for f in self.fixed_pitch_faces() if f.covers(text)]
+            face = self.rng.choice(fixed) if fixed else face
+            image, layout = self._draw_typewritten(text, self._font(face, size), ink, paper)
+        else:
+            image, layout = self._draw(text, self._font(face, size), ink, paper, pixel_print)
+        if not (pixel_print or typewriter) and self._chance(self.cfg.dot_matrix_share):
             image = dot_matrix(image, layout.line_height, self.rng)
         if self.cfg.degrade:
             image = self._geometric(image, paper)
@@ -162,6 +181,40 @@ class WordRenderer:
                                interpolation=cv2.INTER_NEAREST)
         return image, _Layout(top=margin * scale, ascent=ascent * scale, descent=descent * scale,
                               left=margin * scale, width=tw * scale)
+
+    def _draw_typewritten(self, text: str, font: ImageFont.FreeTypeFont, ink: tuple[int, ...],
+                          paper: tuple[int, ...]) -> tuple[np.ndarray, "_Layout"]:
+        """Struck letter by letter: each off the baseline and the pitch by up to a few percent of the size (worn
+        typebars), each inked at its own strength (uneven keystrokes), the ribbon's weave leaving specks without
+        ink, sometimes ink spread that fills the counters."""
+        size = int(font.size)
+        ascent, descent = font.getmetrics()
+        margin = size
+        advances = [font.getlength(ch) for ch in text]
+        width = max(1.0, sum(advances))
+        canvas = Image.new("L", (int(width) + 2 * margin, ascent + descent + 2 * margin), 0)
+        draw = ImageDraw.Draw(canvas)
+        wobble = self.rng.uniform(0.01, 0.05) * size
+        weakest = self.rng.uniform(0.35, 0.9)
+        x = float(margin)
+        for ch, advance in zip(text, advances):
+            if not ch.isspace():
+                strength = round(255 * self.rng.uniform(weakest, 1.0))
+                draw.text((x + self.rng.gauss(0, wobble / 2), margin + self.rng.gauss(0, wobble)), ch, font=font,
+                          fill=strength)
+            x += advance
+        cover = np.asarray(canvas, np.float32) / 255.0
+        h, w = cover.shape
+        if self.rng.random() < 0.7:  # ribbon weave
+            weave = self.np_rng.random((h // 2 + 1, w // 2 + 1)).astype(np.float32)
+            weave = cv2.resize(weave, (w, h), interpolation=cv2.INTER_LINEAR)
+            cover *= np.clip(weave * 2.5 + self.rng.uniform(-0.2, 0.5), 0.0, 1.0)
+        if self.rng.random() < 0.3:  # ink spread
+            cover = cv2.dilate(cover, np.ones((2, 2), np.uint8))
+        cover = cover[..., None]
+        image = np.asarray(paper, np.float32) * (1 - cover) + np.asarray(ink, np.float32) * cover
+        layout = _Layout(top=margin, ascent=ascent, descent=descent, left=margin, width=width)
+        return np.clip(image, 0, 255).astype(np.uint8), layout
 
     def _geometric(self, image: np.ndarray, paper: tuple[int, ...]) -> np.ndarray:
         h, w = image.shape[:2]
