@@ -111,7 +111,36 @@ def test_typewriter_strikes_each_letter_on_its_own() -> None:
     assert PROFILES["general"].typewriter_share == 0 < PROFILES["scans"].typewriter_share
     # the held-out scans folder keeps the words and renders it had before the style existed
     scans_val = next(v for v in SYNTH_VAL_SETS if v.name == "scans_val")
-    assert scans_val.cfg == replace(PROFILES["scans"], typewriter_share=0.0)
+    assert scans_val.cfg == replace(PROFILES["scans"], typewriter_share=0.0, neighbour_share=0.0)
+
+
+def test_neighbours_are_cut_by_the_crop_edge() -> None:
+    """A one-letter word ("O", one blob of ink): cropped alone it stays one blob (but for a rare rule under it);
+    with neighbours the crop also holds pieces of them. Pinned held-out folders draw no neighbours."""
+    import cv2
+
+    from ocrapp.training.data.val_sets import SYNTH_VAL_SETS
+
+    renderer = WordRenderer(PROFILES["scans"], seed=9)
+    face = next(f for f in renderer.fonts if f.covers("O") and "Mono" not in f.path.name)
+    font = renderer._font(face, 40)
+
+    def blobs(with_neighbours: bool) -> list[int]:
+        """Per crop, how many blobs of ink it holds."""
+        found = []
+        for _ in range(40):
+            image, layout = renderer._draw("O", font, (0, 0, 0), (255, 255, 255))
+            if with_neighbours:
+                image, layout = renderer._add_neighbours(image, layout, font, (0, 0, 0))
+            ink = (renderer._crop(image, layout)[..., 0] < 128).astype(np.uint8)
+            count, _, stats, _ = cv2.connectedComponentsWithStats(ink)
+            found.append(sum(stats[i, cv2.CC_STAT_AREA] >= 3 for i in range(1, count)))
+        return found
+
+    assert sum(n == 1 for n in blobs(False)) >= 36
+    assert sum(n >= 2 for n in blobs(True)) >= 34
+    assert PROFILES["scans"].neighbour_share > PROFILES["general"].neighbour_share > 0
+    assert all(v.cfg.neighbour_share == 0 for v in SYNTH_VAL_SETS)
 
 
 def _debian_like_pdf_root(root: Path) -> Path:

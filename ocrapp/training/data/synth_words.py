@@ -12,7 +12,7 @@ import math
 import multiprocessing as mp
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -47,14 +47,23 @@ class RenderConfig:
     # Typewritten forms and letters (FUNSD's kind): a fixed-pitch face struck letter by letter, each letter a
     # little off the baseline and inked more or less, through a worn ribbon.
     typewriter_share: float = 0.0
+    # Crops that cut into what stands beside the word on its page (the last letter of the word before, the first
+    # of the word after, a table's rule), as annotated boxes and detectors cut them; the label stays the word.
+    neighbour_share: float = 0.0
+
+
+# Characters that end or begin a neighbouring word, of which a crop catches a sliver.
+NEIGHBOUR_GLYPHS = "aeinorstdlhmcEISTADNORL0123456789-/(),.:;*'\"$#%&"
 
 
 # Named text and print mixes: "receipts" covers what the general mix has little of (all-caps lines, "LABEL: value"
 # fields, dot-matrix and thermal print), added to training as a share of its own.
 PROFILES = {
-    "general": RenderConfig(),
-    "receipts": RenderConfig(upper_share=0.6, field_share=0.3, dot_matrix_share=0.12, pixel_print_share=0.3),
-    "scans": RenderConfig(upper_share=0.3, field_share=0.15, binarised_scan_share=0.6, typewriter_share=0.4),
+    "general": RenderConfig(neighbour_share=0.1),
+    "receipts": RenderConfig(upper_share=0.6, field_share=0.3, dot_matrix_share=0.12, pixel_print_share=0.3,
+                             neighbour_share=0.1),
+    "scans": RenderConfig(upper_share=0.3, field_share=0.15, binarised_scan_share=0.6, typewriter_share=0.4,
+                          neighbour_share=0.3),
 }
 
 
@@ -129,6 +138,8 @@ class WordRenderer:
             image, layout = self._draw_typewritten(text, self._font(face, size), ink, paper)
         else:
             image, layout = self._draw(text, self._font(face, size), ink, paper, pixel_print)
+        if not pixel_print and self._chance(self.cfg.neighbour_share):
+            image, layout = self._add_neighbours(image, layout, self._font(face, size), ink)
         if not (pixel_print or typewriter) and self._chance(self.cfg.dot_matrix_share):
             image = dot_matrix(image, layout.line_height, self.rng)
         if self.cfg.degrade:
@@ -216,6 +227,38 @@ class WordRenderer:
         layout = _Layout(top=margin, ascent=ascent, descent=descent, left=margin, width=width)
         return np.clip(image, 0, 255).astype(np.uint8), layout
 
+    def _add_neighbours(self, image: np.ndarray, layout: "_Layout", font: ImageFont.FreeTypeFont,
+                        ink: tuple[int, ...]) -> tuple[np.ndarray, "_Layout"]:
+        """A glyph of the word before and/or after, 0.1-0.45 em away on the word's baseline (or, for a quarter of
+        the sides, a rule from top to bottom), and the crop's edge on that side placed inside it: 10-40 % of the
+        glyph shows, never all of it, so that it is a piece of a neighbour and not a letter of the word."""
+        canvas = Image.fromarray(image)
+        draw = ImageDraw.Draw(canvas)
+        size = float(font.size)
+        sides = self.rng.choice((("left",), ("right",), ("left", "right")))
+        clips: dict[str, float] = {}
+        for side in sides:
+            gap = self.rng.uniform(0.1, 0.45) * size
+            edge = layout.left - gap if side == "left" else layout.left + layout.width + gap
+            if self.rng.random() < 0.25:
+                stroke = self.rng.randint(1, 2)
+                draw.line([(edge, 0), (edge, canvas.height)], fill=ink, width=stroke)
+                outside = self.rng.uniform(0, 0.15) * size  # the rule in the crop, whole
+                clips[side] = edge - stroke - outside if side == "left" else edge + stroke + outside
+                continue
+            glyph = self.rng.choice(NEIGHBOUR_GLYPHS)
+            x0, _, x1, _ = font.getbbox(glyph)
+            if x1 - x0 < 2:
+                continue
+            x = edge - x1 if side == "left" else edge - x0
+            draw.text((x, layout.top), glyph, font=font, fill=ink)
+            shown = self.rng.uniform(0.1, 0.4) * (x1 - x0)
+            clip = edge - shown if side == "left" else edge + shown
+            if 0 <= clip <= canvas.width:
+                clips[side] = clip
+        layout = replace(layout, clip_left=clips.get("left"), clip_right=clips.get("right"))
+        return np.asarray(canvas), layout
+
     def _geometric(self, image: np.ndarray, paper: tuple[int, ...]) -> np.ndarray:
         h, w = image.shape[:2]
         r = self.rng.random()
@@ -251,8 +294,8 @@ class WordRenderer:
             pad = lambda: self.rng.uniform(0.15, 0.6) * line_h  # noqa: E731
         t = int(max(0, top - pad() - 0.15 * ascent))
         b = int(min(h, bottom + pad()))
-        l_ = int(max(0, left - pad()))
-        r_ = int(min(w, right + pad()))
+        l_ = int(max(0, left - pad() if layout.clip_left is None else layout.clip_left))
+        r_ = int(min(w, right + pad() if layout.clip_right is None else math.ceil(layout.clip_right)))
         if b - t < 4 or r_ - l_ < 4:
             return image
         return image[t:b, l_:r_]
@@ -303,6 +346,8 @@ class _Layout:
     descent: float
     left: float
     width: float
+    clip_left: float | None = None  # where the crop must cut, when a neighbour stands on that side
+    clip_right: float | None = None
 
     @property
     def line_height(self) -> float:

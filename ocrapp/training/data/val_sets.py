@@ -31,14 +31,16 @@ class SynthValSet:
     cfg: RenderConfig
 
 
+# Each folder keeps the words and renders it had when first built: styles added later are switched off here (a
+# share of 0 draws no random number, so the rest of the sequence is unchanged).
+_FIRST_BUILT = {"typewriter_share": 0.0, "neighbour_share": 0.0}  # styles of sessions 12 and 13
 SYNTH_VAL_SETS = (
-    SynthValSet("synth_val", 2000, 90815, PROFILES["general"]),
-    SynthValSet("held_out_fonts", 2000, 90816, replace(PROFILES["general"], held_out_fonts=True)),
-    SynthValSet("receipts_val", 2000, 90817, PROFILES["receipts"]),
-    # the scans profile as it was when this folder was first built (session 10): no typewriter style, whose
-    # share draws no random number when 0, so the folder stays the same words in the same renders
-    SynthValSet("scans_val", 1000, 90818, replace(PROFILES["scans"], typewriter_share=0.0)),
-    SynthValSet("typewriter_val", 1000, 90819, replace(PROFILES["scans"], typewriter_share=1.0)),
+    SynthValSet("synth_val", 2000, 90815, replace(PROFILES["general"], **_FIRST_BUILT)),
+    SynthValSet("held_out_fonts", 2000, 90816, replace(PROFILES["general"], held_out_fonts=True, **_FIRST_BUILT)),
+    SynthValSet("receipts_val", 2000, 90817, replace(PROFILES["receipts"], **_FIRST_BUILT)),
+    SynthValSet("scans_val", 1000, 90818, replace(PROFILES["scans"], **_FIRST_BUILT)),
+    SynthValSet("typewriter_val", 1000, 90819,
+                replace(PROFILES["scans"], **{**_FIRST_BUILT, "typewriter_share": 1.0})),
 )
 PDF_VAL_COUNT, PDF_VAL_SEED = 2000, 7
 
