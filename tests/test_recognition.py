@@ -254,7 +254,7 @@ def test_short_crop_is_one_piece() -> None:
 def test_a_few_words_cut_apart_are_also_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     letters = [(2 + 9 * i, 8 + 9 * i) for i in range(6)] + [(2 + 9 * i + 3, 8 + 9 * i + 3) for i in range(6, 12)]
     crop = _ink_blocks(20, letters, 120)  # 6 heights wide with one sure space: two pieces
-    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"))
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(reread_below=None))
 
     def fake_reads(whole_conf: float):
         def read_pieces(pieces):  # pieces read "ab" at 0.9 each; the whole crop "abab" at whole_conf
@@ -281,6 +281,34 @@ def test_a_tall_crop_is_also_read_turned(monkeypatch: pytest.MonkeyPatch) -> Non
     assert seen == [(100, 20), (20, 100), (20, 100)]  # upright, then a quarter turn each way
 
 
+def test_unsure_crops_are_read_again_with_a_wider_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    sure, tight = np.full((20, 60, 3), 255, np.uint8), np.full((20, 50, 3), 255, np.uint8)
+    tight[:, :3] = 0  # ink at the edge: a widened crop repeats it outwards
+    seen: list[tuple[int, int]] = []
+
+    def reader(widened_conf: float, cfg: RecognizerConfig) -> Recognizer:
+        rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), cfg)
+
+        def read_pieces(pieces):
+            seen.extend(p.shape[:2] for p in pieces)
+            readings = {(20, 60): ("sure", 0.95), (20, 50): ("tlght", 0.4), (24, 54): ("tight", widened_conf)}
+            for p in pieces:
+                if p.shape[:2] == (24, 54):
+                    assert (p[:, :5] == 0).all() and (p[:, 5:] == 255).all()
+            return [readings[p.shape[:2]] for p in pieces]
+
+        monkeypatch.setattr(rec, "_read_pieces", read_pieces)
+        return rec
+
+    cfg = RecognizerConfig(reread_below=0.9, reread_margin=0.1)
+    assert reader(0.8, cfg).read([sure, tight]) == [("sure", 0.95), ("tight", 0.8)]
+    assert seen == [(20, 60), (20, 50), (24, 54)]  # only the unsure crop, 2 px wider on every side
+    assert reader(0.3, cfg).read([sure, tight]) == [("sure", 0.95), ("tlght", 0.4)]  # the surer reading stays
+    seen.clear()
+    assert reader(0.8, RecognizerConfig(reread_below=None)).read([sure, tight])[1] == ("tlght", 0.4)
+    assert seen == [(20, 60), (20, 50)]
+
+
 def test_recognizer_keeps_input_order(tmp_path: Path) -> None:
     model = Clip4Str(TINY)
     rec = Recognizer(model, torch.device("cpu"))
@@ -292,7 +320,7 @@ def test_recognizer_keeps_input_order(tmp_path: Path) -> None:
 
 
 def test_a_few_leftover_crops_join_the_last_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(batch_size=8))
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(batch_size=8, reread_below=None))
     sizes: list[int] = []
     read_batch = rec._read_batch
     monkeypatch.setattr(rec, "_read_batch", lambda batch: sizes.append(len(batch)) or read_batch(batch))

@@ -23,6 +23,12 @@ def resize_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
+def widen_margin(image: np.ndarray, share: float) -> np.ndarray:
+    """``image`` with ``share`` of its height added on every side, the border pixels repeated (a looser crop)."""
+    pad = max(1, round(share * image.shape[0]))
+    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+
+
 def images_to_tensor(images: np.ndarray, cfg, device: "torch.device | str" = "cpu") -> "torch.Tensor":
     """(N, H, W, 3) uint8 crops already at the input size -> normalised float tensor (N, 3, H, W) on ``device``.
 

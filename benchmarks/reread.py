@@ -1,0 +1,81 @@
+"""What re-reading unsure crops with a wider margin buys (``RecognizerConfig.reread_below`` / ``reread_margin``).
+
+    python benchmarks/reread.py --on /work/cache/crops/{pdf_val,held_out_fonts,synth_val,receipts_val,scans_val} \
+        [--limit 1000] [--thresholds 0.5 0.7 0.9] [--margins 0.1] [--weights W] [--threads 1]
+
+Every crop of the held-out shard folders (``python -m ocrapp.training.data.val_sets``; never the dev data) is read
+as it is and with each margin added; per threshold, the predictor's rule (keep the widened reading when the first
+one is below the threshold and the widened one is more confident) gives the exact accuracy and the share of
+crops read twice (the cost: that share of extra reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
+from ocrapp.recognition.preprocess import widen_margin
+from ocrapp.training.data.shards import list_shards
+
+
+def load_folder(folder: Path, limit: int) -> tuple[list[np.ndarray], list[str]]:
+    images: list[np.ndarray] = []
+    labels: list[str] = []
+    for shard in list_shards(folder):
+        images += list(np.load(shard))
+        labels += shard.with_suffix(".txt").read_text().splitlines()
+        if len(images) >= limit:
+            break
+    return images[:limit], labels[:limit]
+
+
+def score(first: list[tuple[str, float]], widened: list[tuple[str, float]], labels: list[str],
+          threshold: float | None) -> tuple[float, float]:
+    """(exact accuracy, share of crops read twice) under the predictor's rule at ``threshold``."""
+    kept, reread = [], 0
+    for a, b in zip(first, widened):
+        unsure = threshold is not None and a[1] < threshold
+        reread += unsure
+        kept.append(b[0] if unsure and b[1] > a[1] else a[0])
+    return float(np.mean([k == t for k, t in zip(kept, labels)])), reread / max(1, len(labels))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--on", type=Path, nargs="+", required=True, metavar="SHARD_DIR")
+    ap.add_argument("--limit", type=int, default=1000)
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9])
+    ap.add_argument("--margins", type=float, nargs="+", default=[0.1])
+    ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    recognizer = Recognizer.from_pretrained(args.weights, "cpu", replace(RecognizerConfig(), reread_below=None))
+    table: dict[str, dict[str, list[float]]] = {}
+    for folder in args.on:
+        images, labels = load_folder(folder, args.limit)
+        first = recognizer.read(images)
+        row = {"once": list(score(first, first, labels, None))}
+        for margin in args.margins:
+            widened = recognizer.read([widen_margin(image, margin) for image in images])
+            for threshold in args.thresholds:
+                row[f"margin {margin} below {threshold}"] = [round(v, 4) for v in
+                                                            score(first, widened, labels, threshold)]
+        table[folder.name] = row
+        print(folder.name, json.dumps(row), flush=True)
+    settings = next(iter(table.values())).keys()
+    means = {s: round(float(np.mean([row[s][0] for row in table.values()])), 4) for s in settings}
+    print("mean exact", json.dumps(means))
+    if args.json:
+        args.json.write_text(json.dumps({"folders": table, "mean_exact": means}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
