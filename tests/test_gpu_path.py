@@ -72,8 +72,9 @@ def _same_readings(a, b) -> None:
 
 def test_recognizer_oom_halves_the_batch_and_retries(monkeypatch, recognizer_model) -> None:
     crops = _crops(12)
-    reference = Recognizer(recognizer_model, torch.device("cpu"), RecognizerConfig(batch_size=8)).read(crops)
-    rec = Recognizer(recognizer_model, torch.device("cpu"), RecognizerConfig(batch_size=8))
+    once = RecognizerConfig(batch_size=8, reread_below=None)  # one read per crop: the batches below add up to 12
+    reference = Recognizer(recognizer_model, torch.device("cpu"), once).read(crops)
+    rec = Recognizer(recognizer_model, torch.device("cpu"), once)
     calls = _fail_first(monkeypatch, rec, "_read_batch", torch.OutOfMemoryError("CUDA out of memory (simulated)"))
     _same_readings(rec.read(crops), reference)
     assert calls[:2] == [8, 4] and rec._batch_size == 4 and sum(calls[1:]) == 12

@@ -77,9 +77,7 @@ class OcrappAdapter(Adapter):
 
     def available(self) -> bool:
         try:
-            from ocrapp.recognition.predictor import Recognizer
-
-            from ocrapp.recognition.predictor import RecognizerConfig
+            from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 
             self._model = Recognizer.from_pretrained(self.weights, self.device, RecognizerConfig(branch=self.branch))
             return True
