@@ -21,18 +21,7 @@ import torch
 
 from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 from ocrapp.recognition.preprocess import widen_margin
-from ocrapp.training.data.shards import list_shards
-
-
-def load_folder(folder: Path, limit: int) -> tuple[list[np.ndarray], list[str]]:
-    images: list[np.ndarray] = []
-    labels: list[str] = []
-    for shard in list_shards(folder):
-        images += list(np.load(shard))
-        labels += shard.with_suffix(".txt").read_text().splitlines()
-        if len(images) >= limit:
-            break
-    return images[:limit], labels[:limit]
+from ocrapp.training.recognizer.train import load_val_sets
 
 
 def score(first: list[tuple[str, float]], widened: list[tuple[str, float]], labels: list[str],
@@ -59,17 +48,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     recognizer = Recognizer.from_pretrained(args.weights, "cpu", replace(RecognizerConfig(), reread_below=None))
     table: dict[str, dict[str, list[float]]] = {}
-    for folder in args.on:
-        images, labels = load_folder(folder, args.limit)
-        first = recognizer.read(images)
+    for name, (images, labels) in load_val_sets(args.on, args.limit).items():
+        first = recognizer.read(list(images))
         row = {"once": list(score(first, first, labels, None))}
         for margin in args.margins:
             widened = recognizer.read([widen_margin(image, margin) for image in images])
             for threshold in args.thresholds:
                 row[f"margin {margin} below {threshold}"] = [round(v, 4) for v in
                                                             score(first, widened, labels, threshold)]
-        table[folder.name] = row
-        print(folder.name, json.dumps(row), flush=True)
+        table[name] = row
+        print(name, json.dumps(row), flush=True)
     settings = next(iter(table.values())).keys()
     means = {s: round(float(np.mean([row[s][0] for row in table.values()])), 4) for s in settings}
     print("mean exact", json.dumps(means))

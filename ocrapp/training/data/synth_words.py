@@ -135,11 +135,11 @@ class WordRenderer:
         if typewriter:
             fixed = [f for f in self.fixed_pitch_faces() if f.covers(text)]
             face = self.rng.choice(fixed) if fixed else face
-            image, layout = self._draw_typewritten(text, self._font(face, size), ink, paper)
-        else:
-            image, layout = self._draw(text, self._font(face, size), ink, paper, pixel_print)
+        font = self._font(face, size)
+        image, layout = (self._draw_typewritten(text, font, ink, paper) if typewriter
+                         else self._draw(text, font, ink, paper, pixel_print))
         if not pixel_print and self._chance(self.cfg.neighbour_share):
-            image, layout = self._add_neighbours(image, layout, self._font(face, size), ink)
+            image, layout = self._add_neighbours(image, layout, font, ink)
         if not (pixel_print or typewriter) and self._chance(self.cfg.dot_matrix_share):
             image = dot_matrix(image, layout.line_height, self.rng)
         if self.cfg.degrade:
