@@ -2,7 +2,7 @@
 
 python benchmarks/recognizer_speed.py [--weights models/recognizer_clip4str-s.safetensors] [--batch 64]
     [--runs 7] [--threads 2] [--device cpu] [--full-prefix] [--cross-decoding ar|fast] [--cross-skip T] [--fp32]
-    [--reread-below T]
+    [--reread-below T] [--no-lexicon]
 Crops are synthetic words rendered with the data engine (fixed seed), so every run reads the same pixels.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ocrapp.models_registry import default_recognizer_path
+from ocrapp.recognition.lexicon import LexiconConfig
 from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
 
@@ -38,6 +39,7 @@ def main() -> None:
                    help="the image tower in fp32 even where the CPU has native bf16 (the default uses it there)")
     p.add_argument("--reread-below", type=float, default=RecognizerConfig.reread_below,
                    help="confidence below which a crop is read again with a wider margin; <= 0: read once")
+    p.add_argument("--no-lexicon", action="store_true", help="no word-list corrections of unsure readings")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     renderer = WordRenderer(RenderConfig(), seed=123)
@@ -45,7 +47,8 @@ def main() -> None:
     skip = a.cross_skip if a.cross_skip > 0 else None
     rec = Recognizer.from_pretrained(a.weights, a.device, RecognizerConfig(
         batch_size=a.batch, cross_decoding=a.cross_decoding, cross_skip_confidence=skip,
-        low_precision_image_tower=not a.fp32, reread_below=a.reread_below if a.reread_below > 0 else None))
+        low_precision_image_tower=not a.fp32, reread_below=a.reread_below if a.reread_below > 0 else None,
+        lexicon=None if a.no_lexicon else LexiconConfig()))
     rec.model.incremental_decoding = not a.full_prefix
     rec.read(crops)  # warm-up
     times = []
@@ -58,7 +61,7 @@ def main() -> None:
                       "threads": a.threads, "device": a.device,
                       "decoder": "full-prefix" if a.full_prefix else "incremental",
                       "cross_decoding": a.cross_decoding, "cross_skip_confidence": skip,
-                      "reread_below": rec.cfg.reread_below,
+                      "reread_below": rec.cfg.reread_below, "lexicon": rec.lexicon is not None,
                       "image_tower": str(rec.model.image_autocast or torch.float32).removeprefix("torch."),
                       "cpu": platform.processor() or platform.machine(),
                       "median_s": round(median, 4)}))

@@ -55,6 +55,12 @@ FP32_OPT = typer.Option(
          "bf16 where the CPU computes it natively (AVX512-BF16 or AMX), about twice as fast; --fp32 gives the same "
          "text on every CPU. A GPU always runs in mixed precision.")
 
+NO_LEXICON_OPT = typer.Option(
+    False, "--no-lexicon",
+    help="Keep every reading as the recognizer gives it. By default an unsure reading of a word missing from the "
+         "embedded word list (six languages) is replaced by a listed word one letter away when the image supports "
+         "it nearly as well ('Arnount' -> 'Amount'); names and codes the list lacks can suffer.")
+
 
 def fail(message: str, code: ExitCode) -> None:
     typer.echo(f"ocrapp: error: {message}", err=True)
@@ -62,9 +68,12 @@ def fail(message: str, code: ExitCode) -> None:
 
 
 def make_ocr(device: Device, dpi: int, detector: Optional[Path], recognizer: Optional[Path],
-             detector_size: Optional[int] = None, fp32: bool = False, **extra):
+             detector_size: Optional[int] = None, fp32: bool = False, no_lexicon: bool = False, **extra):
     from ocrapp.pipeline import OCR, OcrConfig
+    from ocrapp.recognition.predictor import RecognizerConfig
 
+    if no_lexicon:
+        extra["recognizer"] = RecognizerConfig(lexicon=None)
     try:
         return OCR(OcrConfig(device=device.value, dpi=dpi, detector_weights=detector, recognizer_weights=recognizer,
                              detector_input_size=detector_size, low_precision=not fp32, **extra))
@@ -141,12 +150,13 @@ def scan(
     recognizer: Optional[Path] = RECOGNIZER_OPT,
     detector_size: Optional[int] = DETECTOR_SIZE_OPT,
     fp32: bool = FP32_OPT,
+    no_lexicon: bool = NO_LEXICON_OPT,
 ) -> None:
     """OCR an image (every frame of a multi-page TIFF) and print or write the text."""
 
     def body() -> None:
         check_output_target(out, output)
-        ocr = make_ocr(device, 200, detector, recognizer, detector_size, fp32)
+        ocr = make_ocr(device, 200, detector, recognizer, detector_size, fp32, no_lexicon)
         ocr_to_output(ocr, image, out, output, None, show_progress())
 
     guarded(body)
@@ -164,6 +174,7 @@ def pdf(
     recognizer: Optional[Path] = RECOGNIZER_OPT,
     detector_size: Optional[int] = DETECTOR_SIZE_OPT,
     fp32: bool = FP32_OPT,
+    no_lexicon: bool = NO_LEXICON_OPT,
 ) -> None:
     """OCR every page (or --pages) of a PDF, streaming page by page."""
 
@@ -174,7 +185,7 @@ def pdf(
         if sniff_kind(document) != "pdf":
             raise InputFileError(f"{document}: not a PDF")
         check_output_target(out, output)
-        ocr = make_ocr(device, dpi, detector, recognizer, detector_size, fp32)
+        ocr = make_ocr(device, dpi, detector, recognizer, detector_size, fp32, no_lexicon)
         ocr_to_output(ocr, document, out, output, pages, show_progress())
 
     guarded(body)
@@ -191,6 +202,7 @@ def batch(
     recognizer: Optional[Path] = RECOGNIZER_OPT,
     detector_size: Optional[int] = DETECTOR_SIZE_OPT,
     fp32: bool = FP32_OPT,
+    no_lexicon: bool = NO_LEXICON_OPT,
 ) -> None:
     """OCR every image and PDF under FOLDER. A file that fails is reported and skipped; each output is written
     atomically, so an interrupted run leaves no half-written file. Exit 7 when some files failed."""
@@ -206,7 +218,7 @@ def batch(
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail(f"{output_dir}: cannot create: {exc.strerror or exc}", ExitCode.OUTPUT_FILE)
-        ocr = make_ocr(device, dpi, detector, recognizer, detector_size, fp32)
+        ocr = make_ocr(device, dpi, detector, recognizer, detector_size, fp32, no_lexicon)
         failures = 0
         for source in tqdm(inputs, unit="file", desc="batch", file=sys.stderr, disable=not show_progress()):
             target = output_dir / source.relative_to(folder).with_suffix(EXTENSIONS[out.value])
@@ -229,18 +241,20 @@ def recognize(
     device: Device = DEVICE_OPT,
     recognizer: Optional[Path] = RECOGNIZER_OPT,
     fp32: bool = FP32_OPT,
+    no_lexicon: bool = NO_LEXICON_OPT,
 ) -> None:
     """Read pre-cropped word images: prints path<TAB>text<TAB>confidence per crop (like CLIP4STR's read.py).
     A crop wider than 4 times its height (a text line) is read in pieces cut at its word spaces."""
 
     def body() -> None:
         from ocrapp.io.images import load_image
+        from ocrapp.recognition.lexicon import LexiconConfig
         from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 
         images = [load_image(path) for path in crops]  # every input validated before any output
         try:
-            model = Recognizer.from_pretrained(recognizer, device.value,
-                                               RecognizerConfig(low_precision_image_tower=not fp32))
+            model = Recognizer.from_pretrained(recognizer, device.value, RecognizerConfig(
+                low_precision_image_tower=not fp32, lexicon=None if no_lexicon else LexiconConfig()))
         except ValueError as exc:
             fail(str(exc), ExitCode.BAD_ARGS)
         for path, (text, conf) in zip(crops, model.read(images)):

@@ -77,7 +77,9 @@ def test_scan_writes_valid_hocr_atomically(weights: list[str], page_png: Path, t
     assert [p.name for p in tmp_path.iterdir()] == ["page.hocr"]  # no temporary leftovers
 
 
-def test_detector_size_option_sets_the_detector_input(weights: list[str], page_png: Path, monkeypatch) -> None:
+@pytest.fixture
+def built_ocrs(monkeypatch) -> list:
+    """Every pipeline.OCR the CLI builds during the test, in order."""
     from ocrapp import pipeline
 
     built = []
@@ -88,11 +90,25 @@ def test_detector_size_option_sets_the_detector_input(weights: list[str], page_p
             built.append(self)
 
     monkeypatch.setattr(pipeline, "OCR", RecordingOCR)
+    return built
+
+
+def test_detector_size_option_sets_the_detector_input(weights: list[str], page_png: Path, built_ocrs) -> None:
+    built = built_ocrs
     result = run(["scan", str(page_png), "--detector-size", "640", *weights])
     assert result.exit_code == 0, result.stderr
     assert [ocr.detector.input_size for ocr in built] == [640]
     result = run(["scan", str(page_png), "--detector-size", "100", *weights])
     assert result.exit_code == 2 and "--detector-size" in result.stderr
+
+
+def test_no_lexicon_option_turns_the_word_list_off(weights: list[str], page_png: Path, built_ocrs) -> None:
+    built = built_ocrs
+    for flags in ([], ["--no-lexicon"]):
+        result = run(["scan", str(page_png), *flags, *weights])
+        assert result.exit_code == 0, result.stderr
+    assert [ocr.recognizer.lexicon is not None for ocr in built] == [True, False]
+    assert len(built[0].recognizer.lexicon) > 150_000
 
 
 def test_pdf_command_streams_selected_pages_to_json(weights: list[str], tmp_path: Path) -> None:

@@ -628,3 +628,21 @@ def test_predictor_joins_a_word_whose_kernel_the_print_broke():
     (x0, y0), (x1, y1) = points.min(0), points.max(0)
     # the end pieces are unclipped by their own (smaller) size: the joined box ends a few pixels inside the word
     assert abs(x0 - 40) <= 8 and abs(x1 - 200) <= 8 and abs(y0 - 100) <= 6 and abs(y1 - 124) <= 6
+
+
+def test_tuner_stores_its_choice_in_the_weight_file_and_keeps_the_tensors(tmp_path):
+    from ocrapp.detection.model import PostprocessConfig, read_detector_weights
+    from ocrapp.detection.tune import store_choice
+
+    model = build_detector(DEFAULT_ARCH)
+    path = tmp_path / "det.safetensors"
+    export_fp16_safetensors(model, path, metadata={"note": "kept"})
+    before, _ = read_detector_weights(path)
+    store_choice(path, PostprocessConfig(bin_thresh=0.4, box_thresh=0.5, unclip_ratio=1.0), 1536)
+    after, meta = read_detector_weights(path)
+    assert meta["note"] == "kept" and before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) and after[k].dtype == torch.float16 for k in before
+               if before[k].is_floating_point())
+    predictor = DetectionPredictor.from_weights(path, DEFAULT_ARCH)
+    post = predictor.model.postprocessor
+    assert predictor.input_size == 1536 and (post.bin_thresh, post.box_thresh, post.unclip_ratio) == (0.4, 0.5, 1.0)

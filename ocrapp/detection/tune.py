@@ -1,13 +1,14 @@
 """Pick the inference size and the DB postprocessing (bin_thresh, box_thresh, unclip_ratio) for given weights.
 
     python -m ocrapp.detection.tune --weights runs/det/best.pt --data ~/.cache/ocrapp/pages --pages 60 \
-        [--input-sizes 1024 1280] --json runs/det/postprocess.json
+        [--input-sizes 1024 1280] --json runs/det/postprocess.json [--store]
 
 The probability maps of held-out pages of the *training* page cache (the validation split: ids divisible by 50,
 never trained on) are computed once; every setting of the grid is then scored by one-to-one IoU >= 0.5 hmean
 against their word boxes (ties: the higher mean IoU of the matches), at each input size (the longer page side
 the page is resized to: a larger one separates tightly set words, at a cost in time), and the best one is written
-as JSON (``best``, ``input_size``) for ``evaluate --postprocess`` and the export. The dev data is not used here:
+as JSON (``best``, ``input_size``) for ``evaluate --postprocess`` and the export; ``--store`` also writes them into
+the metadata of the ``--weights`` safetensors file, whose tensors stay as they are. The dev data is not used here:
 a rule tuned on it would measure itself.
 """
 
@@ -25,8 +26,9 @@ import numpy as np
 import torch
 
 from ocrapp.detection.metrics import DetCounts, match_counts
-from ocrapp.detection.model import DEFAULT_ARCH, PostprocessConfig
+from ocrapp.detection.model import DEFAULT_ARCH, INPUT_SIZE_KEY, PostprocessConfig
 from ocrapp.detection.predictor import DetectionPredictor
+from ocrapp.safetensors_io import read_safetensors, write_safetensors
 
 BIN_THRESHOLDS = (0.3, 0.4, 0.5)
 BOX_THRESHOLDS = (0.1, 0.5, 0.6, 0.7)
@@ -80,7 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--input-sizes", type=int, nargs="+", default=[1024, 1280],
                     help="inference sizes to try (longer page side, px, multiples of 32)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--store", action="store_true",
+                    help="write the chosen size and postprocessing into the --weights file (a .safetensors)")
     args = ap.parse_args(argv)
+    if args.store and args.weights.suffix != ".safetensors":
+        ap.error("--store needs --weights FILE.safetensors")
     torch.set_num_threads(args.threads)
     predictor = DetectionPredictor.from_weights(args.weights, args.arch)
     scored: list[tuple[int, PostprocessConfig, DetCounts]] = []
@@ -99,6 +105,15 @@ def main(argv: list[str] | None = None) -> None:
                       "default_counts": report["default_counts"]}))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    if args.store:
+        store_choice(args.weights, best, best_size)
+
+
+def store_choice(weights: Path, setting: PostprocessConfig, input_size: int) -> None:
+    """Put ``setting`` and ``input_size`` into the metadata of the safetensors file ``weights`` (rewritten
+    atomically, tensors unchanged)."""
+    state, meta = read_safetensors(weights, "detector weights")
+    write_safetensors(state, weights, {**meta, **setting.to_metadata(), INPUT_SIZE_KEY: str(input_size)})
 
 
 def load_tuned(path: Path | None) -> PostprocessConfig | None:

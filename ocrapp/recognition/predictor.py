@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from ocrapp import accel
-from ocrapp.models_registry import default_recognizer_path
+from ocrapp.models_registry import default_lexicon_path, default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
+from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, choose, in_listed_language, propose
 from ocrapp.recognition.long_crops import SplitConfig, join_reads, split_long_crop
 from ocrapp.recognition.preprocess import images_to_tensor, resize_crop, widen_margin
 from ocrapp.recognition.weights import load_recognizer
@@ -47,6 +48,9 @@ class RecognizerConfig:
     # 0.8216 / 0.8246 / 0.8254 / 0.8242; below 0.8 reads 6 % (real PDF words) to 38 % (bilevel scans) of them twice.
     reread_below: float | None = 0.8
     reread_margin: float = 0.1
+    # Unsure readings of words missing from the word list are checked against listed words near them (see
+    # recognition.lexicon); None keeps every reading as the model gives it.
+    lexicon: LexiconConfig | None = LexiconConfig()
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -58,8 +62,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 class Recognizer:
-    def __init__(self, model: Clip4Str, device: torch.device, cfg: RecognizerConfig = RecognizerConfig()) -> None:
-        """Takes ``model`` over for inference: eval mode, BatchNorms folded (it cannot be trained afterwards)."""
+    def __init__(self, model: Clip4Str, device: torch.device, cfg: RecognizerConfig = RecognizerConfig(),
+                 lexicon: Lexicon | None = None) -> None:
+        """Takes ``model`` over for inference: eval mode, BatchNorms folded (it cannot be trained afterwards).
+        ``lexicon``: the word list for ``cfg.lexicon`` (without one, readings are not corrected)."""
         self.model = model.to(device).eval().fold_batchnorm()
         # The crops arrive channels-last (images_to_tensor permutes an NHWC batch); convolution weights in the same
         # layout save the image tower a layout conversion per layer (~10% of its time on a CPU).
@@ -67,31 +73,75 @@ class Recognizer:
         self.model.image_autocast = accel.low_precision_dtype(device) if cfg.low_precision_image_tower else None
         self.device = device
         self.cfg = cfg
+        self.lexicon = lexicon if cfg.lexicon is not None else None
         self._batch_size = cfg.batch_size
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str = "auto",
-                        cfg: RecognizerConfig = RecognizerConfig()) -> "Recognizer":
+                        cfg: RecognizerConfig = RecognizerConfig(),
+                        lexicon_path: str | Path | None = None) -> "Recognizer":
+        """The recognizer weights at ``path`` and, when ``cfg.lexicon`` is set, the word list at ``lexicon_path``
+        (default: the embedded ``models/lexicon.tsv.gz``)."""
         dev = resolve_device(device)
         model = load_recognizer(Path(path) if path else default_recognizer_path(), dev)
-        return cls(model, dev, cfg)
+        lexicon = None
+        if cfg.lexicon is not None:
+            lexicon_file = Path(lexicon_path) if lexicon_path else default_lexicon_path()
+            if not lexicon_file.is_file():
+                raise FileNotFoundError(f"word list not found: {lexicon_file} (RecognizerConfig(lexicon=None) "
+                                        "reads without one)")
+            lexicon = Lexicon.load(lexicon_file)
+        return cls(model, dev, cfg, lexicon)
 
     @property
     def input_size(self) -> tuple[int, int]:
         return self.model.cfg.image_size
 
-    def read(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        """Read RGB word crops; returns (text, confidence) per crop, confidence = product of char probs."""
+    def read(self, crops: Sequence[np.ndarray], correct: bool = True) -> list[tuple[str, float]]:
+        """Read RGB word crops; returns (text, confidence) per crop, confidence = product of char probs.
+        ``correct=False``: the model's readings, without the word list's corrections."""
         out = self._read_once(crops)
-        if self.cfg.reread_below is None:
-            return out
-        unsure = [i for i, (_, conf) in enumerate(out) if conf < self.cfg.reread_below]
+        if self.cfg.reread_below is not None:
+            self._reread_unsure(crops, out, self.cfg.reread_below)
+        if correct and self.lexicon is not None:
+            self._correct(crops, out)
+        return out
+
+    def _reread_unsure(self, crops: Sequence[np.ndarray], out: list[tuple[str, float]], below: float) -> None:
+        unsure = [i for i, (_, conf) in enumerate(out) if conf < below]
         if unsure:
             again = self._read_once([widen_margin(crops[i], self.cfg.reread_margin) for i in unsure])
             for i, reading in zip(unsure, again):
                 if reading[1] > out[i][1]:
                     out[i] = reading
-        return out
+
+    def _correct(self, crops: Sequence[np.ndarray], out: list[tuple[str, float]]) -> None:
+        """Replace unsure readings by listed words the image supports nearly as well (recognition.lexicon); the
+        confidence stays the reading's."""
+        for i, candidates, reading_score, candidate_scores in self.score_corrections(crops, out, self.cfg.lexicon):
+            better = choose(reading_score, candidates, candidate_scores, self.cfg.lexicon)
+            if better is not None:
+                out[i] = (better, out[i][1])
+
+    def score_corrections(self, crops: Sequence[np.ndarray], readings: Sequence[tuple[str, float]],
+                          cfg: LexiconConfig) -> list[tuple[int, list[tuple[str, float]], float, list[float]]]:
+        """For each reading below ``cfg.below`` with corrections: (its index, the corrections (text, Zipf), the
+        reading's log probability on its crop, each correction's); none when the readings are not in the word
+        list's languages (``lexicon.in_listed_language``)."""
+        if not in_listed_language(readings, self.lexicon, cfg):
+            return []
+        limit = self.model.cfg.max_label_length
+        jobs = []
+        for i, (text, conf) in enumerate(readings):
+            if conf < cfg.below and len(text) <= limit:
+                candidates = [c for c in propose(text, self.lexicon, cfg) if len(c[0]) <= limit]
+                if candidates:
+                    jobs.append((i, candidates))
+        if not jobs:
+            return []
+        scores = self._text_log_probs([crops[i] for i, _ in jobs],
+                                      [[readings[i][0]] + [text for text, _ in candidates] for i, candidates in jobs])
+        return [(i, candidates, first, rest) for (i, candidates), (first, *rest) in zip(jobs, scores)]
 
     def _read_once(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         pieces: list[np.ndarray] = []
@@ -163,6 +213,28 @@ class Recognizer:
         free = accel.free_memory(self.device)
         if free is not None:
             self._batch_size = accel.fit_batch(peak / done, free, self._batch_size, self.cfg.max_batch_size)
+
+    @torch.inference_mode()
+    def _text_log_probs(self, crops: Sequence[np.ndarray], texts: Sequence[Sequence[str]],
+                        chunk: int = 256) -> list[list[float]]:
+        """log p(text | crop) of every text of ``texts[k]`` on ``crops[k]`` (Clip4Str.text_log_prob)."""
+        h, w = self.input_size
+        pairs = [(k, text) for k, row in enumerate(texts) for text in row]
+        scores: list[float] = []
+        for start in range(0, len(crops), self._batch_size):
+            batch = np.stack([resize_crop(c, h, w) for c in crops[start:start + self._batch_size]])
+            with accel.autocast(self.device):
+                memory = self.model.encode_image(images_to_tensor(batch, self.model.cfg, self.device))
+                rows = [(k - start, text) for k, text in pairs if start <= k < start + len(batch)]
+                for first in range(0, len(rows), chunk):
+                    part = rows[first:first + chunk]
+                    index = torch.tensor([k for k, _ in part], device=self.device)
+                    scores += self.model.text_log_prob(memory[index], [t for _, t in part]).cpu().tolist()
+        out, pos = [], 0
+        for row in texts:
+            out.append(scores[pos:pos + len(row)])
+            pos += len(row)
+        return out
 
     @torch.inference_mode()
     def _read_batch(self, batch: np.ndarray) -> list[tuple[str, float]]:

@@ -182,6 +182,19 @@ class Clip4Str(nn.Module):
         after_eos = (ids == self.tokenizer.eos_id).int().cumsum(-1) - (ids == self.tokenizer.eos_id).int() > 0
         return max_p.masked_fill(after_eos, 1.0).log().sum(-1).exp()
 
+    def text_log_prob(self, memory: Tensor, texts: list[str]) -> Tensor:
+        """log p(text | image) under the visual decoder, left to right (teacher forcing, EOS included): (B,).
+        ``memory``: image tokens (``encode_image``), one row per text. Texts must fit ``max_label_length``."""
+        tok = self.tokenizer
+        tgt = tok.encode(texts, memory.device)
+        tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
+        steps = tgt_in.shape[1]
+        causal = torch.triu(torch.full((steps, steps), float("-inf"), device=memory.device), 1)
+        padding = (tgt_in == tok.pad_id) | (tgt_in == tok.eos_id)
+        logits = self.visual_decoder(tgt_in, memory, None, causal, causal, padding)
+        picked = logits.float().log_softmax(-1).gather(-1, tgt_out.clamp(max=logits.shape[-1] - 1)[..., None])
+        return (picked[..., 0] * (tgt_out != tok.pad_id)).sum(-1)
+
     def forward(self, images: Tensor, max_length: int | None = None, refine_iters: int = 1,
                 branch: str | None = None, cross_decoding: str = "ar",
                 cross_skip_confidence: float | None = None) -> Tensor:
