@@ -6,8 +6,8 @@
 
 Every crop is read once as the predictor reads it without the word list (the re-read included); the corrections
 of every reading below the largest ``--below`` are scored once, and each (below, prior weight) setting then
-applies the predictor's rule (``lexicon.choose``): exact accuracy per folder, the mean over the ``--on`` folders
-(held-out shard folders, ``python -m ocrapp.training.data.val_sets``: choose settings on these), and the same on
+applies the predictor's rule (``lexicon.apply_corrections``): exact accuracy per folder, the mean over the ``--on``
+folders (held-out shard folders, ``python -m ocrapp.training.data.val_sets``: choose settings on these), and the same on
 the ``--dev`` crop sets (reported, not chosen on), with the number of readings changed. ``--rare-words N``
 and ``--foreign-words N`` add the worst cases: N real words the list lacks (ranks 60k-150k of English, French and
 German; or the 30k most frequent words of Dutch, Swedish, Danish, Finnish, Indonesian and Catalan), rendered in
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ocrapp.bench.datasets import DEV_CROP_SETS, iter_dev_crops
-from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, choose
+from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, apply_corrections
 from ocrapp.recognition.predictor import Recognizer
 from ocrapp.training.recognizer.train import load_val_sets
 
@@ -74,10 +74,7 @@ def settings_table(recognizer: Recognizer, crops: list[np.ndarray], labels: list
         scored = recognizer.score_corrections(crops, readings, LexiconConfig(below=max(below), min_length=length))
         for b, w in itertools.product(below, weights):
             cfg = LexiconConfig(below=b, prior_weight=w, min_length=length)
-            texts = [text for text, _ in readings]
-            for i, candidates, reading_score, candidate_scores in scored:
-                better = choose(reading_score, candidates, candidate_scores, cfg) if readings[i][1] < b else None
-                texts[i] = better if better is not None else texts[i]
+            texts = [text for text, _ in apply_corrections(readings, scored, cfg)]
             changed = sum(t != r[0] for t, r in zip(texts, readings))
             key = f"below {b} weight {w}" + (f" min length {length}" if len(min_lengths) > 1 else "")
             row[key] = [round(float(np.mean([t == g for t, g in zip(texts, labels)])), 4), changed]
@@ -104,7 +101,7 @@ def main() -> None:
     for kind, name, crops, labels in folders(args.on, args.dev, args.limit, args.rare_words, args.foreign_words,
                                              recognizer.lexicon):
         tables[kind][name] = settings_table(recognizer, crops, labels, args.below, args.prior_weights,
-                                               args.min_lengths)
+                                            args.min_lengths)
         print(kind, name, json.dumps(tables[kind][name]), flush=True)
     means = {}
     for kind, table in tables.items():

@@ -13,12 +13,12 @@ import json
 import platform
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ocrapp.models_registry import default_recognizer_path
-from ocrapp.recognition.lexicon import LexiconConfig
 from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 from ocrapp.training.data.synth_words import RenderConfig, WordRenderer
 
@@ -45,10 +45,10 @@ def main() -> None:
     renderer = WordRenderer(RenderConfig(), seed=123)
     crops = [renderer.render(*_word_and_font(renderer)) for _ in range(a.batch)]
     skip = a.cross_skip if a.cross_skip > 0 else None
-    rec = Recognizer.from_pretrained(a.weights, a.device, RecognizerConfig(
+    cfg = RecognizerConfig(
         batch_size=a.batch, cross_decoding=a.cross_decoding, cross_skip_confidence=skip,
-        low_precision_image_tower=not a.fp32, reread_below=a.reread_below if a.reread_below > 0 else None,
-        lexicon=None if a.no_lexicon else LexiconConfig()))
+        low_precision_image_tower=not a.fp32, reread_below=a.reread_below if a.reread_below > 0 else None)
+    rec = Recognizer.from_pretrained(a.weights, a.device, replace(cfg, lexicon=None) if a.no_lexicon else cfg)
     rec.model.incremental_decoding = not a.full_prefix
     rec.read(crops)  # warm-up
     times = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -248,13 +249,13 @@ def recognize(
 
     def body() -> None:
         from ocrapp.io.images import load_image
-        from ocrapp.recognition.lexicon import LexiconConfig
         from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 
         images = [load_image(path) for path in crops]  # every input validated before any output
         try:
-            model = Recognizer.from_pretrained(recognizer, device.value, RecognizerConfig(
-                low_precision_image_tower=not fp32, lexicon=None if no_lexicon else LexiconConfig()))
+            cfg = RecognizerConfig(low_precision_image_tower=not fp32)
+            cfg = replace(cfg, lexicon=None) if no_lexicon else cfg
+            model = Recognizer.from_pretrained(recognizer, device.value, cfg)
         except ValueError as exc:
             fail(str(exc), ExitCode.BAD_ARGS)
         for path, (text, conf) in zip(crops, model.read(images)):

@@ -24,7 +24,7 @@ EDIT_LETTERS = "abcdefghijklmnopqrstuvwxyzàáâãäçèéêëìíîïñòóôõ
 LOOK_ALIKES = (("rn", "m"), ("m", "rn"), ("cl", "d"), ("d", "cl"), ("vv", "w"), ("w", "vv"), ("li", "h"),
                ("h", "li"), ("ii", "u"), ("u", "ii"), ("nn", "m"), ("m", "nn"), ("in", "m"), ("m", "in"),
                ("iu", "m"), ("ni", "m"))
-# A word token: punctuation around a run of letters ("(Arnount):" -> "(", "Arnount", "):").
+# A word token: punctuation around a run of letters.
 _TOKEN = re.compile(r"^(\W*)([^\W\d_]+)(\W*)$")
 
 
@@ -113,10 +113,17 @@ def match_case(word: str, pattern: str) -> str:
     return word
 
 
+def word_tokens(tokens: Sequence[str], min_length: int) -> list[tuple[int, tuple[str, str, str]]]:
+    """(index, (leading punctuation, letters, trailing punctuation)) of the tokens that are words of at least
+    ``min_length`` letters ("(Arnount):" -> "(", "Arnount", "):"); tokens with digits or inner punctuation are not."""
+    matches = ((k, _TOKEN.match(token)) for k, token in enumerate(tokens))
+    return [(k, m.groups()) for k, m in matches if m and len(m.group(2)) >= min_length]
+
+
 def in_listed_language(readings: Sequence[tuple[str, float]], lexicon: Lexicon, cfg: LexiconConfig) -> bool:
     """Whether the confidently read words of ``readings`` (text, confidence) look like the list's languages."""
-    words = [m.group(2).lower() for text, conf in readings if conf >= cfg.below for token in text.split(" ")
-             if (m := _TOKEN.match(token)) and len(m.group(2)) >= cfg.min_length]
+    words = [core.lower() for text, conf in readings if conf >= cfg.below
+             for _, (_, core, _) in word_tokens(text.split(" "), cfg.min_length)]
     if len(words) < cfg.min_judged_words:
         return True
     return sum(w in lexicon for w in words) >= cfg.min_listed_share * len(words)
@@ -127,11 +134,9 @@ def propose(text: str, lexicon: Lexicon, cfg: LexiconConfig) -> list[tuple[str, 
     frequency). Words are the space-separated tokens whose core is letters only."""
     tokens = text.split(" ")
     out = []
-    for k, token in enumerate(tokens):
-        m = _TOKEN.match(token)
-        if not m or len(m.group(2)) < cfg.min_length or m.group(2).lower() in lexicon:
+    for k, (lead, core, trail) in word_tokens(tokens, cfg.min_length):
+        if core.lower() in lexicon:
             continue
-        lead, core, trail = m.groups()
         for word in lexicon.candidates(core):
             fixed = tokens[:k] + [lead + match_case(word, core) + trail] + tokens[k + 1:]
             out.append((" ".join(fixed), lexicon.zipf[word]))
@@ -148,3 +153,16 @@ def choose(reading_log_prob: float, candidates: list[tuple[str, float]], log_pro
         if score > best_score:
             best, best_score = text, score
     return best
+
+
+def apply_corrections(readings: Sequence[tuple[str, float]],
+                      scored: Sequence[tuple[int, list[tuple[str, float]], float, list[float]]],
+                      cfg: LexiconConfig) -> list[tuple[str, float]]:
+    """``readings`` with each scored one below ``cfg.below`` replaced by its chosen correction (``choose``); the
+    confidence stays the reading's. ``scored``: ``Recognizer.score_corrections``'s output."""
+    out = list(readings)
+    for i, candidates, reading_score, candidate_scores in scored:
+        better = choose(reading_score, candidates, candidate_scores, cfg) if readings[i][1] < cfg.below else None
+        if better is not None:
+            out[i] = (better, readings[i][1])
+    return out

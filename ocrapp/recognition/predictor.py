@@ -12,7 +12,7 @@ import torch
 from ocrapp import accel
 from ocrapp.models_registry import default_lexicon_path, default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
-from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, choose, in_listed_language, propose
+from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, apply_corrections, in_listed_language, propose
 from ocrapp.recognition.long_crops import SplitConfig, join_reads, split_long_crop
 from ocrapp.recognition.preprocess import images_to_tensor, resize_crop, widen_margin
 from ocrapp.recognition.weights import load_recognizer
@@ -118,10 +118,7 @@ class Recognizer:
     def _correct(self, crops: Sequence[np.ndarray], out: list[tuple[str, float]]) -> None:
         """Replace unsure readings by listed words the image supports nearly as well (recognition.lexicon); the
         confidence stays the reading's."""
-        for i, candidates, reading_score, candidate_scores in self.score_corrections(crops, out, self.cfg.lexicon):
-            better = choose(reading_score, candidates, candidate_scores, self.cfg.lexicon)
-            if better is not None:
-                out[i] = (better, out[i][1])
+        out[:] = apply_corrections(out, self.score_corrections(crops, out, self.cfg.lexicon), self.cfg.lexicon)
 
     def score_corrections(self, crops: Sequence[np.ndarray], readings: Sequence[tuple[str, float]],
                           cfg: LexiconConfig) -> list[tuple[int, list[tuple[str, float]], float, list[float]]]:
