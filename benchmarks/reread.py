@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
+from ocrapp.recognition.predictor import Recognizer, RecognizerConfig, keep_more_confident, unsure_indices
 from ocrapp.recognition.preprocess import widen_margin
 from ocrapp.training.recognizer.train import load_val_sets
 
@@ -27,12 +27,10 @@ from ocrapp.training.recognizer.train import load_val_sets
 def score(first: list[tuple[str, float]], widened: list[tuple[str, float]], labels: list[str],
           threshold: float | None) -> tuple[float, float]:
     """(exact accuracy, share of crops read twice) under the predictor's rule at ``threshold``."""
-    kept, reread = [], 0
-    for a, b in zip(first, widened):
-        unsure = threshold is not None and a[1] < threshold
-        reread += unsure
-        kept.append(b[0] if unsure and b[1] > a[1] else a[0])
-    return float(np.mean([k == t for k, t in zip(kept, labels)])), reread / max(1, len(labels))
+    kept = list(first)
+    unsure = [] if threshold is None else unsure_indices(first, threshold)
+    keep_more_confident(kept, unsure, [widened[i] for i in unsure])
+    return float(np.mean([k == t for (k, _), t in zip(kept, labels)])), len(unsure) / max(1, len(labels))
 
 
 def main() -> None:
@@ -49,10 +47,10 @@ def main() -> None:
     recognizer = Recognizer.from_pretrained(args.weights, "cpu", replace(RecognizerConfig(), reread_below=None))
     table: dict[str, dict[str, list[float]]] = {}
     for name, (images, labels) in load_val_sets(args.on, args.limit).items():
-        first = recognizer.read(list(images))
+        first = recognizer.read(list(images), correct=False)
         row = {"once": list(score(first, first, labels, None))}
         for margin in args.margins:
-            widened = recognizer.read([widen_margin(image, margin) for image in images])
+            widened = recognizer.read([widen_margin(image, margin) for image in images], correct=False)
             for threshold in args.thresholds:
                 row[f"margin {margin} below {threshold}"] = [round(v, 4) for v in
                                                             score(first, widened, labels, threshold)]

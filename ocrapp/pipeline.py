@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import numpy as np
 
 from ocrapp.detection.model import DEFAULT_ARCH
+from ocrapp.detection.line_height import LineHeightRule, extend_to_line_height
 from ocrapp.detection.predictor import DetectionPredictor
 from ocrapp.document import Document, Page, Polygon, Word
 from ocrapp.export.pdf import encode_page_image
@@ -47,6 +48,10 @@ class OcrConfig:
     low_precision: bool = True
     recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
     rectify: RectifyConfig = field(default_factory=RectifyConfig)
+    # The box a word is reported with (hOCR, JSON, PDF text): a word without ascenders or descenders takes its
+    # line's height (detection.line_height); the recognizer reads the detector's own box either way, which read
+    # better (benchmarks: models/detector card, session 15). None: report the detector's boxes.
+    line_height: LineHeightRule | None = field(default_factory=LineHeightRule)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
 
 
@@ -146,8 +151,10 @@ class OCR:
         readings = iter(self.recognizer.read(crops))  # one recognizer pass over all pages' crops
         pages = []
         for source, page_words in zip(sources, kept):
+            reported = page_words if config.line_height is None else extend_to_line_height(page_words,
+                                                                                             config.line_height)
             words = [Word(text, conf, polygon, score)
-                     for (polygon, score), (text, conf) in zip(page_words, readings)]
+                     for (polygon, score), (text, conf) in zip(reported, readings)]
             pages.append(assemble_page(source, words, config))
         return pages
 

@@ -611,6 +611,28 @@ def test_touching_pieces_of_a_word_join_and_word_spaces_stay(angle):
     assert merge_fragments(words[2:]) == words[2:]
 
 
+@pytest.mark.parametrize("angle", [0.0, 25.0])
+def test_a_short_word_takes_its_lines_height(angle):
+    """"on" between two words with ascenders: the DB map covers its x-height only; it takes its neighbours' top and
+    bottom and keeps its own length. Words of full height, a short word alone on its line, and one further than
+    the rule's reach from the next word stay as they are."""
+    from ocrapp.detection.line_height import extend_to_line_height
+
+    words = [(_rect(0, 0, 60, 20, angle), 0.9), (_rect(70, 7, 90, 17, angle), 0.8),  # "Hello on"
+             (_rect(100, 1, 160, 21, angle), 0.7),  # "World" (its top a little lower)
+             (_rect(0, 50, 20, 60, angle), 0.6),  # a short word alone on the next line
+             (_rect(0, 100, 60, 120, angle), 0.9), (_rect(150, 107, 170, 117, angle), 0.5)]  # 4.5 heights apart
+    out = extend_to_line_height(words)
+    assert [score for _, score in out] == [score for _, score in words]
+    assert out[0] == words[0] and out[2] == words[2] and out[3:] == words[3:]
+    a = np.deg2rad(angle)
+    along, across = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+    pts = np.array(out[1][0].points)
+    assert (pts[1] - pts[0]) @ along == pytest.approx(20, abs=1e-6)  # its own length
+    assert (pts[3] - pts[0]) @ across == pytest.approx(20, abs=1e-6)  # the line's height: median of 0-20 and 1-21
+    assert pts[0] @ across == pytest.approx(0.5, abs=1e-6) and pts[0] @ along == pytest.approx(70, abs=1e-6)
+
+
 def test_predictor_joins_a_word_whose_kernel_the_print_broke():
     size = 256
     pmap = _db_kernel_map([(40, 100, 200, 124)], size)

@@ -55,3 +55,27 @@ def test_low_precision_is_the_default_and_can_be_turned_off(monkeypatch: pytest.
     assert not fp32.detector.low_precision and fp32.recognizer.model.image_autocast is None
     monkeypatch.setattr(accel, "cpu_has_native_bf16", lambda: False)
     assert OCR(OcrConfig(device="cpu")).recognizer.model.image_autocast is None  # no emulated bf16
+
+
+@needs_models
+def test_short_words_are_reported_with_their_lines_height_and_read_from_their_own_box(ocr, tmp_path: Path) -> None:
+    """On a freshly generated page: the reported boxes match more of the page's word boxes (which span their line)
+    than the detector's own, and the text is the same, since the recognizer reads the detector's boxes either way."""
+    import random
+    from dataclasses import replace
+
+    from ocrapp import OCR
+    from ocrapp.detection.metrics import match_counts
+    from ocrapp.training.data.pages import page_from_pdf
+    from ocrapp.training.data.synth_doc import make_synthetic_pdf
+
+    pdf = tmp_path / "fresh.pdf"
+    rng = random.Random(24680)
+    make_synthetic_pdf(rng, pdf, "letter")
+    sample = page_from_pdf(pdf, 0, rng, dpi_range=(150, 150))
+    ink = OCR(replace(ocr.config, line_height=None))
+    (grown_page,), (ink_page,) = ocr.read_images([sample.image]), ink.read_images([sample.image])
+    assert sorted(w.text for w in grown_page.words) == sorted(w.text for w in ink_page.words)  # order: the layout's
+    changed = len({w.polygon for w in grown_page.words} - {w.polygon for w in ink_page.words})
+    grown, kept = (match_counts(list(sample.quads), [w.polygon for w in page.words]) for page in (grown_page, ink_page))
+    assert changed >= 5 and grown.matched > kept.matched, (changed, grown.as_dict(), kept.as_dict())

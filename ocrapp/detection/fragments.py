@@ -22,7 +22,7 @@ class FragmentRule:
 
 
 @dataclass(frozen=True)
-class _Boxes:
+class LineBoxes:
     """Per box: centre, unit vector along the text line, height (vectorised over all boxes of a page)."""
 
     quads: np.ndarray  # (N, 4, 2) TL, TR, BR, BL
@@ -31,7 +31,7 @@ class _Boxes:
     heights: np.ndarray
 
     @classmethod
-    def of(cls, quads: np.ndarray) -> "_Boxes":
+    def of(cls, quads: np.ndarray) -> "LineBoxes":
         tl, tr, br, bl = (quads[:, k] for k in range(4))
         along = (tr - tl) + (br - bl)
         norm = np.linalg.norm(along, axis=1, keepdims=True)
@@ -52,7 +52,7 @@ class _Boxes:
         return gap <= rule.max_gap * low
 
 
-def _candidate_pairs(boxes: _Boxes, rule: FragmentRule) -> np.ndarray:
+def _candidate_pairs(boxes: LineBoxes, rule: FragmentRule) -> np.ndarray:
     """Pairs (i < j) whose axis-aligned bounds come within the allowed gap: the only ones that can join."""
     reach = boxes.heights * max(rule.max_gap, 0.0)
     lo = boxes.quads.min(1) - reach[:, None]
@@ -82,7 +82,7 @@ def merge_fragments(words: list[tuple[Polygon, float]], rule: FragmentRule = Fra
     if len(words) < 2 or any(len(p.points) != 4 for p, _ in words):
         return words
     quads = np.array([p.points for p, _ in words], dtype=np.float64)
-    boxes = _Boxes.of(quads)
+    boxes = LineBoxes.of(quads)
     pieces = DisjointSets(len(words))
     for i, j in _candidate_pairs(boxes, rule):
         if pieces.find(i) != pieces.find(j) and boxes.joins(i, j, rule):

@@ -4,11 +4,12 @@
         [--input-sizes 1024 1280] --json runs/det/postprocess.json [--store]
 
 The probability maps of held-out pages of the *training* page cache (the validation split: ids divisible by 50,
-never trained on) are computed once; every setting of the grid is then scored by one-to-one IoU >= 0.5 hmean
-against their word boxes (ties: the higher mean IoU of the matches), at each input size (the longer page side
-the page is resized to: a larger one separates tightly set words, at a cost in time), and the best one is written
-as JSON (``best``, ``input_size``) for ``evaluate --postprocess`` and the export; ``--store`` also writes them into
-the metadata of the ``--weights`` safetensors file, whose tensors stay as they are. The dev data is not used here:
+never trained on) are computed once; every setting of the grid is then scored by one-to-one IoU >= 0.5 hmean of
+the word boxes the pipeline reports (``detection.line_height``) against theirs (ties: the higher mean IoU of the
+matches), at each input size (the longer page side the page is resized to: a larger one separates tightly set
+words, at a cost in time), and the best one is written as JSON (``best``, ``input_size``) for ``evaluate
+--postprocess`` and the export; ``--store`` also writes them into the metadata of the ``--weights`` safetensors
+file, whose tensors stay as they are. The dev data is not used here:
 a rule tuned on it would measure itself.
 """
 
@@ -25,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ocrapp.detection.line_height import LineHeightRule, extend_to_line_height
 from ocrapp.detection.metrics import DetCounts, match_counts
 from ocrapp.detection.model import DEFAULT_ARCH, INPUT_SIZE_KEY, PostprocessConfig
 from ocrapp.detection.predictor import DetectionPredictor
@@ -42,14 +44,18 @@ def grid(bin_thresholds: Sequence[float] = BIN_THRESHOLDS, box_thresholds: Seque
 
 
 def score_settings(predictor: DetectionPredictor, pages: Iterable[tuple[np.ndarray, np.ndarray]],
-                   settings: Sequence[PostprocessConfig]) -> list[tuple[PostprocessConfig, DetCounts]]:
-    """``pages``: (RGB image, ground-truth quads (N, 4, 2)). One forward pass per page, then every setting."""
+                   settings: Sequence[PostprocessConfig],
+                   line_height: LineHeightRule | None = LineHeightRule()) -> list[tuple[PostprocessConfig, DetCounts]]:
+    """``pages``: (RGB image, ground-truth quads (N, 4, 2)). One forward pass per page, then every setting, scored
+    on the word boxes the pipeline reports (``line_height``, see ``evaluate``)."""
     totals = [DetCounts() for _ in settings]
     for image, quads in pages:
         (_, maps, metas), = predictor.iter_maps([image])
         for k, setting in enumerate(settings):
             setting.apply(predictor.postprocessor)
             found = predictor.polygons_from_map(maps[0], metas[0], image.shape[:2])
+            if line_height is not None:
+                found = extend_to_line_height(found, line_height)
             totals[k] = totals[k].add(match_counts(list(quads), [p for p, _ in found]))
     return list(zip(settings, totals))
 

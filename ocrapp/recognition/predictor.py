@@ -18,6 +18,19 @@ from ocrapp.recognition.preprocess import images_to_tensor, resize_crop, widen_m
 from ocrapp.recognition.weights import load_recognizer
 
 
+def unsure_indices(readings: Sequence[tuple[str, float]], below: float) -> list[int]:
+    """The crops whose reading is less confident than ``below``: those the predictor reads again."""
+    return [i for i, (_, conf) in enumerate(readings) if conf < below]
+
+
+def keep_more_confident(readings: list[tuple[str, float]], indices: Sequence[int],
+                        again: Sequence[tuple[str, float]]) -> None:
+    """Where the second reading of ``readings[i]`` is more confident, it replaces the first (in place)."""
+    for i, reading in zip(indices, again):
+        if reading[1] > readings[i][1]:
+            readings[i] = reading
+
+
 @dataclass(frozen=True)
 class RecognizerConfig:
     batch_size: int = 128
@@ -108,12 +121,10 @@ class Recognizer:
         return out
 
     def _reread_unsure(self, crops: Sequence[np.ndarray], out: list[tuple[str, float]], below: float) -> None:
-        unsure = [i for i, (_, conf) in enumerate(out) if conf < below]
+        unsure = unsure_indices(out, below)
         if unsure:
             again = self._read_once([widen_margin(crops[i], self.cfg.reread_margin) for i in unsure])
-            for i, reading in zip(unsure, again):
-                if reading[1] > out[i][1]:
-                    out[i] = reading
+            keep_more_confident(out, unsure, again)
 
     def _correct(self, crops: Sequence[np.ndarray], out: list[tuple[str, float]]) -> None:
         """Replace unsure readings by listed words the image supports nearly as well (recognition.lexicon); the

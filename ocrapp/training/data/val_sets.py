@@ -1,4 +1,4 @@
-"""Build the recognizer's six held-out word folders, the same on every machine.
+"""Build the recognizer's seven held-out word folders, the same on every machine.
 
     python -m ocrapp.training.data.val_sets --root /work/cache/crops
 
@@ -6,7 +6,9 @@ Writes ``pdf_val`` (real words of the PDFs in the validation split, which traini
 ``held_out_fonts`` (words rendered only in the families that training never draws: Caladea, URW Bookman),
 ``synth_val``, ``receipts_val`` and ``scans_val`` (words of the three rendering profiles) and, since session 12,
 ``typewriter_val`` (the scans profile, every word typewritten; kept out of the "mean of 5" that compares
-sessions). Fixed seeds and counts, so that two sessions' numbers compare; a folder that already holds its words
+sessions) and, since session 15, ``neighbours_val`` (the general profile, every crop cutting into a neighbour's
+letter or a rule at one or both ends, as annotated boxes and detectors cut words on a page; also outside the mean
+of 5). Fixed seeds and counts, so that two sessions' numbers compare; a folder that already holds its words
 is left as it is.
 Until session 9 the first three were built by hand with seeds not written down: numbers measured on these folders
 (session 10 on) are not comparable with earlier ones.
@@ -41,6 +43,8 @@ SYNTH_VAL_SETS = (
     SynthValSet("scans_val", 1000, 90818, replace(PROFILES["scans"], **_FIRST_BUILT)),
     SynthValSet("typewriter_val", 1000, 90819,
                 replace(PROFILES["scans"], **{**_FIRST_BUILT, "typewriter_share": 1.0})),
+    SynthValSet("neighbours_val", 1000, 90820,
+                replace(PROFILES["general"], **{**_FIRST_BUILT, "neighbour_share": 1.0})),
 )
 PDF_VAL_COUNT, PDF_VAL_SEED = 2000, 7
 
