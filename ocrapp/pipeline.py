@@ -1,9 +1,9 @@
 """The whole OCR flow, readable top to bottom.
 
 source pages -> detect word polygons -> select and rectify crops -> recognize (crops of several pages in
-one batch) -> lay out words into lines and blocks -> Page. Pages stream through in small groups, so a
-500-page PDF is never held in memory; page loading (poppler, image decoding) runs in a background thread
-and overlaps with the models.
+one batch) -> cut a box read as several words into word boxes -> lay out words into lines and blocks -> Page.
+Pages stream through in small groups, so a 500-page PDF is never held in memory; page loading (poppler, image
+decoding) runs in a background thread and overlaps with the models.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from ocrapp.io.sources import PageImage, iter_pages, probe_input
 from ocrapp.layout import LayoutConfig, analyze_layout
 from ocrapp.models_registry import default_detector_path, default_recognizer_path
 from ocrapp.recognition.predictor import Recognizer, RecognizerConfig, resolve_device
-from ocrapp.rectify import RectifyConfig, rectify_words, select_polygons
+from ocrapp.recognition.word_boxes import WordSpanConfig, word_spans
+from ocrapp.rectify import RectifyConfig, crop_quads, crop_spans_on_page, quad_size, select_polygons, warp_crops
 
 T = TypeVar("T")
 
@@ -52,6 +53,9 @@ class OcrConfig:
     # line's height (detection.line_height); the recognizer reads the detector's own box either way, which read
     # better (benchmarks: models/detector card, session 15). None: report the detector's boxes.
     line_height: LineHeightRule | None = field(default_factory=LineHeightRule)
+    # A box read as several words (the detector merged them) is reported as one word each, cut at the crop's
+    # gaps (recognition.word_boxes). None: one word with spaces, as read.
+    word_spans: WordSpanConfig | None = field(default_factory=WordSpanConfig)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
 
 
@@ -141,22 +145,56 @@ class OCR:
                 yield page
 
     def process_pages(self, sources: Sequence[PageImage], config: OcrConfig) -> list[Page]:
+        pages = []
+        for source, boxes in zip(sources, self.read_boxes(sources, config)):
+            words = [word for box in boxes for word in split_words(box, config.word_spans)]
+            pages.append(assemble_page(source, words, config))
+        return pages
+
+    def read_boxes(self, sources: Sequence[PageImage], config: OcrConfig) -> list[list[ReadBox]]:
+        """Per page, each box worth reading with its reading, in the detector's order: detection, crops, one
+        recognizer pass over all pages' crops."""
         detections = self.detector.predict([s.image for s in sources])
         crops: list[np.ndarray] = []
         kept: list[list[tuple[Polygon, float]]] = []
+        frames: list[list[np.ndarray]] = []
         for source, found in zip(sources, detections):
             page_words = select_words(source.image, found, config.rectify)
+            polygons = [p for p, _ in page_words]
             kept.append(page_words)
-            crops.extend(rectify_words(source.image, [p for p, _ in page_words], config.rectify))
-        readings = iter(self.recognizer.read(crops))  # one recognizer pass over all pages' crops
-        pages = []
-        for source, page_words in zip(sources, kept):
+            frames.append(crop_quads(polygons, config.rectify))
+            crops.extend(warp_crops(source.image, polygons, frames[-1], config.rectify))
+        readings = iter(self.recognizer.read(crops))
+        boxes, crop_iter = [], iter(crops)
+        for page_words, page_frames in zip(kept, frames):
             reported = page_words if config.line_height is None else extend_to_line_height(page_words,
                                                                                              config.line_height)
-            words = [Word(text, conf, polygon, score)
-                     for (polygon, score), (text, conf) in zip(reported, readings)]
-            pages.append(assemble_page(source, words, config))
-        return pages
+            boxes.append([ReadBox(Word(text, conf, polygon, score), next(crop_iter), frame)
+                          for (polygon, score), (text, conf), frame in zip(reported, readings, page_frames)])
+        return boxes
+
+
+@dataclass(frozen=True)
+class ReadBox:
+    """A detected box as read: the word as reported (its box grown to its line's height), its crop, and the page
+    quad the crop was warped from."""
+
+    word: Word
+    crop: np.ndarray
+    crop_quad: np.ndarray
+
+
+def split_words(box: ReadBox, config: WordSpanConfig | None) -> list[Word]:
+    """The box's reading as one Word per word, each with its part of the box (``OcrConfig.word_spans``)."""
+    word = box.word
+    width, height = quad_size(box.crop_quad)
+    if config is None or " " not in word.text.strip() or height > width:  # vertical crops were turned
+        return [word]
+    spans = word_spans(box.crop, word.text, config)
+    if spans is None:
+        return [word]
+    parts = crop_spans_on_page(word.polygon, box.crop_quad, box.crop.shape[1], [(s.start, s.end) for s in spans])
+    return [Word(s.text, word.confidence, part, word.detection_score) for s, part in zip(spans, parts)]
 
 
 def select_words(image: np.ndarray, found: list[tuple[Polygon, float]],

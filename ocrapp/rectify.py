@@ -178,7 +178,8 @@ def rectify_word(
 ) -> np.ndarray:
     """One upright crop (same dtype/channels as ``image``), at least 1x1."""
     quad = to_quad(polygon)
-    return _warp(image, quad, config, text_height if text_height is not None else min(quad_size(quad)))
+    height = text_height if text_height is not None else min(quad_size(quad))
+    return _warp_padded(image, pad_quad(quad, config.pad), config, height)
 
 
 def pad_quad(quad: np.ndarray, fraction: float, left: float | None = None, right: float | None = None) -> np.ndarray:
@@ -241,9 +242,7 @@ def side_margins(quads: Sequence[np.ndarray], fraction: float, half_gap: bool = 
     return margins
 
 
-def _warp(image: np.ndarray, quad: np.ndarray, config: RectifyConfig, text_height: float,
-          margins: tuple[float | None, float | None] = (None, None)) -> np.ndarray:
-    quad = pad_quad(quad, config.pad, *margins)
+def _warp_padded(image: np.ndarray, quad: np.ndarray, config: RectifyConfig, text_height: float) -> np.ndarray:
     width, height = quad_size(quad)
     scale = min(1.0, config.max_side / max(width, height, 1.0))
     out_w = max(1, int(math.ceil(width * scale)))
@@ -257,15 +256,51 @@ def _warp(image: np.ndarray, quad: np.ndarray, config: RectifyConfig, text_heigh
     return crop
 
 
+def crop_quads(polygons: Sequence[Polygon], config: RectifyConfig = RectifyConfig()) -> list[np.ndarray]:
+    """Per polygon, the page quad (TL, TR, BR, BL) its crop is warped from: the word's quad with its margins."""
+    quads = [to_quad(p) for p in polygons]
+    if config.neighbours not in NEIGHBOUR_RULES:
+        raise ValueError(f"neighbours must be one of {NEIGHBOUR_RULES}, got {config.neighbours!r}")
+    margins = (side_margins(quads, config.pad, half_gap=config.neighbours == "half") if config.neighbours != "keep"
+               else [(None, None)] * len(quads))
+    return [pad_quad(q, config.pad, *m) for q, m in zip(quads, margins)]
+
+
 def rectify_words(
     image: np.ndarray, polygons: Sequence[Polygon], config: RectifyConfig = RectifyConfig()
 ) -> list[np.ndarray]:
     """One upright crop per polygon, in order. Filter with ``select_polygons`` first: degenerate
     polygons still get a (tiny) crop here so that indices stay aligned."""
-    quads = [to_quad(p) for p in polygons]
-    text_height = _reference_height(quads)
-    if config.neighbours not in NEIGHBOUR_RULES:
-        raise ValueError(f"neighbours must be one of {NEIGHBOUR_RULES}, got {config.neighbours!r}")
-    margins = (side_margins(quads, config.pad, half_gap=config.neighbours == "half") if config.neighbours != "keep"
-               else [(None, None)] * len(quads))
-    return [_warp(image, q, config, text_height, m) for q, m in zip(quads, margins)]
+    return warp_crops(image, polygons, crop_quads(polygons, config), config)
+
+
+def warp_crops(image: np.ndarray, polygons: Sequence[Polygon], quads: Sequence[np.ndarray],
+               config: RectifyConfig = RectifyConfig()) -> list[np.ndarray]:
+    """The crops of ``polygons`` warped from their ``crop_quads``."""
+    text_height = _reference_height([to_quad(p) for p in polygons])
+    return [_warp_padded(image, q, config, text_height) for q in quads]
+
+
+def crop_spans_on_page(word: Polygon, crop_quad: np.ndarray, crop_width: int,
+                       spans: Sequence[tuple[float, float]]) -> list[Polygon]:
+    """The parts of ``word`` under column spans [start, end) of its crop, warped from ``crop_quad`` (see
+    ``crop_quads``): each span's ends are placed on the crop quad's midline, projected on the word's own axis, and
+    the word's quad is cut there across its height."""
+    quad = to_quad(word).astype(np.float64)
+    tl, tr, br, bl = quad
+    left_mid, right_mid = (tl + bl) / 2, (tr + br) / 2
+    axis = right_mid - left_mid
+    length2 = max(float(axis @ axis), 1e-9)
+    c_tl, c_tr, c_br, c_bl = np.asarray(crop_quad, np.float64)
+
+    def fraction(column: float) -> float:
+        t = column / max(crop_width, 1)
+        on_page = ((1 - t) * c_tl + t * c_tr + (1 - t) * c_bl + t * c_br) / 2
+        return float(np.clip((on_page - left_mid) @ axis / length2, 0.0, 1.0))
+
+    parts = []
+    for start, end in spans:
+        a, b = fraction(start), fraction(end)
+        corners = (tl + a * (tr - tl), tl + b * (tr - tl), bl + b * (br - bl), bl + a * (br - bl))
+        parts.append(Polygon(tuple((float(x), float(y)) for x, y in corners)))
+    return parts

@@ -136,14 +136,15 @@ def main(argv: list[str] | None = None) -> dict:
     metrics_path = None
     try:
         from ocrapp.bench.datasets import dev_root
-        from ocrapp.detection.evaluate import evaluate
+        from ocrapp.detection.evaluate import detector_boxes, evaluate
+        from ocrapp.detection.line_height import LineHeightRule
 
         if args.eval_sets and dev_root().exists():
             predictor = DetectionPredictor.from_weights(run / "best.pt", args.arch, device,
                                                         input_size=args.input_size)
             if postprocess is not None:
                 postprocess.apply(predictor.postprocessor)
-            metrics = evaluate(predictor, args.eval_sets, 2, args.eval_limit)
+            metrics = evaluate(detector_boxes(predictor, LineHeightRule()), args.eval_sets, 2, args.eval_limit)
             metrics["_config"] = {"weights": str(run / "best.pt"), "arch": args.arch,
                                   "input_size": args.input_size, "max_pages_per_pdf": 2, "iou": 0.5}
             metrics_path = args.work / "dev_eval.json"

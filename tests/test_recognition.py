@@ -267,6 +267,35 @@ def test_a_few_words_cut_apart_are_also_read_whole(monkeypatch: pytest.MonkeyPat
     assert rec.read([crop]) == [("abab", 0.95)]
 
 
+def test_a_long_crop_is_also_read_cut_only_at_sure_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three monospaced words: letter gaps of 2 and 4 px (0.2 and 0.4 text heights), word gaps of 6 px. The line's
+    own split of its gaps takes the 4 px letter gaps for spaces (12 pieces); cut only at sure spaces, 3 pieces."""
+    blocks, x = [], 2
+    for _word in range(3):
+        for k in range(8):
+            blocks.append((x, x + 6))
+            x += 6 + (2 if k % 2 == 0 else 4)
+        x += 2
+    crop = _ink_blocks(20, blocks, x + 2)  # 11 heights wide
+    assert len(split_long_crop(crop)[0]) == 12 and len(split_long_crop(crop, sure_spaces=True)[0]) == 3
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(reread_below=None, lexicon=None))
+
+    def fake_reads(word_conf: float):
+        def read_pieces(pieces):  # a word's half reads "ab" at 0.97, a whole word "abab" at word_conf
+            return [("abab", word_conf) if p.shape[1] > 40 else ("ab", 0.97) for p in pieces]
+        return read_pieces
+
+    # compared per piece (geometric mean), reported as the product
+    monkeypatch.setattr(rec, "_read_pieces", fake_reads(0.99))
+    assert rec.read([crop]) == [("abab abab abab", pytest.approx(0.99 ** 3))]
+    monkeypatch.setattr(rec, "_read_pieces", fake_reads(0.95))  # 0.95 ** 3 = 0.86 beats 0.97 ** 12 = 0.69: not so
+    assert rec.read([crop]) == [(" ".join(["ab"] * 12), pytest.approx(0.97 ** 12))]
+    off = Recognizer(rec.model, rec.device, RecognizerConfig(reread_below=None, lexicon=None,
+                                                              sure_space_alternative=False))
+    monkeypatch.setattr(off, "_read_pieces", fake_reads(0.99))
+    assert off.read([crop])[0][0] == " ".join(["ab"] * 12)
+
+
 def test_a_tall_crop_is_also_read_turned(monkeypatch: pytest.MonkeyPatch) -> None:
     crop = _ink_blocks(100, [(5, 15)], 20)  # 5 times taller than wide: vertical text?
     rec = Recognizer(Clip4Str(TINY), torch.device("cpu"))

@@ -6,7 +6,9 @@
 
 Per set: gt words, predictions, matches, recall, precision, hmean (one-to-one greedy polygon IoU >= 0.5), of the
 word boxes the pipeline reports: the detector's, a short word's grown to its line's height
-(``detection.line_height``; ``--ink-boxes`` scores the detector's boxes as they are).
+(``detection.line_height``; ``--ink-boxes`` scores the detector's boxes as they are). ``--read`` runs the whole
+pipeline (the recognizer too) and scores the boxes of the words it reports: a box read as several words is cut
+into one box per word there (``OcrConfig.word_spans``); ``--read --no-word-spans`` leaves such boxes whole.
 Sets whose ground-truth units are multi-word fields (WildReceipt) also get ``fields``: the same counts after the
 predicted words are grouped to the field that covers each (``metrics.group_to_units``), as the page benchmark does.
 Predictions that overlap a ground-truth "ignore" region (IoU >= 0.5 or >= 50% inside it) and match no word are
@@ -20,6 +22,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -30,6 +33,14 @@ from ocrapp.detection.line_height import LineHeightRule, extend_to_line_height
 from ocrapp.detection.model import DEFAULT_ARCH
 from ocrapp.detection.predictor import DetectionPredictor
 from ocrapp.detection.tune import load_tuned, load_tuned_input_size
+from ocrapp.document import Polygon
+from ocrapp.io.sources import PageImage
+from ocrapp.recognition.word_boxes import WordSpanConfig
+
+if TYPE_CHECKING:
+    from ocrapp.pipeline import OCR
+
+BoxSource = Callable[[np.ndarray], list[Polygon]]  # a page image -> the word boxes to score
 
 DEFAULT_SETS = ("docbank", "mmocr-wildreceipt-toy", "c-pdf-pages")
 
@@ -51,11 +62,28 @@ def _drop_ignored(preds: list, words: list, ignore: list) -> list:
     return kept
 
 
-def evaluate(predictor: DetectionPredictor, sets=DEFAULT_SETS, max_pages_per_pdf: int | None = 2,
-             limit: int | None = None, verbose: bool = True,
-             line_height: LineHeightRule | None = LineHeightRule()) -> dict:
-    """``line_height``: score the word boxes the pipeline reports (``OcrConfig.line_height``); None: the detector's
-    boxes as they are."""
+def detector_boxes(predictor: DetectionPredictor, line_height: LineHeightRule | None) -> BoxSource:
+    """The detector's boxes of a page; with ``line_height``, as the pipeline reports them (a short word grown to
+    its line's height)."""
+    def boxes(image: np.ndarray) -> list[Polygon]:
+        found = predictor.predict([image])[0]
+        if line_height is not None:
+            found = extend_to_line_height(found, line_height)
+        return [p for p, _ in found]
+    return boxes
+
+
+def pipeline_boxes(ocr: "OCR") -> BoxSource:
+    """The boxes of the words the whole pipeline reports for a page (recognizer included)."""
+    def boxes(image: np.ndarray) -> list[Polygon]:
+        page = ocr.process_pages([PageImage(0, image, None, Path("<dev>"))], ocr.config)[0]
+        return [w.polygon for w in page.words]
+    return boxes
+
+
+def evaluate(predict: BoxSource, sets=DEFAULT_SETS, max_pages_per_pdf: int | None = 2,
+             limit: int | None = None, verbose: bool = True) -> dict:
+    """Score the boxes ``predict`` gives each page (``detector_boxes``, ``pipeline_boxes``)."""
     from ocrapp.bench.datasets import FIELD_UNIT_SETS, iter_dev_pages
 
     results = {}
@@ -64,11 +92,8 @@ def evaluate(predictor: DetectionPredictor, sets=DEFAULT_SETS, max_pages_per_pdf
         n = 0
         t0 = time.time()
         for page in iter_dev_pages(name, max_pages_per_pdf=max_pages_per_pdf):
-            found = predictor.predict([page.image])[0]
-            if line_height is not None:
-                found = extend_to_line_height(found, line_height)
             gt = [poly for _, poly in page.words]
-            preds = _drop_ignored([p for p, _ in found], gt, page.ignore)
+            preds = _drop_ignored(predict(page.image), gt, page.ignore)
             total = total.add(match_counts(gt, preds))
             if name in FIELD_UNIT_SETS:
                 fields = fields.add(match_counts(gt, group_to_units(gt, preds)))
@@ -99,26 +124,48 @@ def main(argv: list[str] | None = None) -> None:
                     help="JSON of `python -m ocrapp.detection.tune` (default: the setting stored in the weights)")
     ap.add_argument("--ink-boxes", action="store_true",
                     help="score the detector's boxes as they are, not the line-height boxes the pipeline reports")
+    ap.add_argument("--read", action="store_true",
+                    help="run the whole pipeline and score the boxes of the words it reports (slower)")
+    ap.add_argument("--no-word-spans", action="store_true",
+                    help="with --read: leave a box read as several words whole")
     args = ap.parse_args(argv)
+    if args.read and args.ink_boxes:
+        ap.error("--ink-boxes scores the detector alone; it does not go with --read")
     torch.set_num_threads(args.threads)
     input_size = args.input_size or load_tuned_input_size(args.postprocess)
-    predictor = DetectionPredictor.from_weights(args.weights, args.arch, args.device, input_size=input_size)
     tuned = load_tuned(args.postprocess)
+    predictor = DetectionPredictor.from_weights(args.weights, args.arch, args.device, input_size=input_size)
     if tuned is not None:
         tuned.apply(predictor.postprocessor)
-    line_height = None if args.ink_boxes else LineHeightRule()
-    results = evaluate(predictor, args.sets, args.max_pages_per_pdf, args.limit, line_height=line_height)
+    if args.read:
+        from ocrapp.pipeline import OCR, OcrConfig
+
+        config = OcrConfig(device=args.device, detector_weights=args.weights, detector_arch=args.arch,
+                           detector_input_size=input_size, word_spans=None if args.no_word_spans else WordSpanConfig())
+        ocr = OCR(config)
+        if tuned is not None:
+            tuned.apply(ocr.detector.postprocessor)
+        predictor, predict = ocr.detector, pipeline_boxes(ocr)
+    else:
+        predict = detector_boxes(predictor, None if args.ink_boxes else LineHeightRule())
+    results = evaluate(predict, args.sets, args.max_pages_per_pdf, args.limit)
     post = predictor.postprocessor
     results["_config"] = {"weights": str(args.weights), "arch": args.arch, "input_size": predictor.input_size,
                           "postprocess": {"bin_thresh": post.bin_thresh, "box_thresh": post.box_thresh,
                                           "unclip_ratio": post.unclip_ratio},
                           "max_pages_per_pdf": args.max_pages_per_pdf, "iou": 0.5,
-                          "boxes": "ink" if args.ink_boxes else "line height"}
+                          "boxes": _boxes_label(args)}
     text = json.dumps(results, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
     print(text if not sys.stdout.isatty() else "")
+
+
+def _boxes_label(args: argparse.Namespace) -> str:
+    if args.read:
+        return "pipeline, boxes read as several words kept whole" if args.no_word_spans else "pipeline words"
+    return "ink" if args.ink_boxes else "line height"
 
 
 if __name__ == "__main__":

@@ -93,15 +93,16 @@ def word_space_threshold(widths: Sequence[int], letter_height: int, cfg: SplitCo
 
 
 def plan_pieces(width: int, height: int, gaps: Sequence[tuple[int, int]], letter_height: int,
-                cfg: SplitConfig, ink_span: tuple[int, int] | None = None) -> list[Piece]:
+                cfg: SplitConfig, ink_span: tuple[int, int] | None = None, sure_spaces: bool = False) -> list[Piece]:
     """Cut [0, width) into pieces no wider than ``max_aspect * height``: one piece per word (between word-sized
     gaps), words too wide for one piece at their widest letter gaps, else into overlapping blind windows.
-    ``ink_span`` (first, last + 1 column with ink) trims the blank ends of the crop like the gaps."""
+    ``ink_span`` (first, last + 1 column with ink) trims the blank ends of the crop like the gaps. ``sure_spaces``:
+    only gaps of ``max_space_gap`` count as word spaces, as in a crop of a few words."""
     if width <= cfg.cut_aspect * height:  # one read; cutting short crops into words too was measured worse
         return [Piece(0, width, JOIN_NONE)]
     max_w = max(1, int(cfg.max_aspect * height))
     usable = [(s, e) for s, e in gaps if e - s >= cfg.min_gap * letter_height]
-    if width <= max_w:  # a few words at most: too few gaps for the line's own split, so only sure spaces count
+    if width <= max_w or sure_spaces:  # a few words: too few gaps for the line's own split, only sure spaces count
         space = cfg.max_space_gap * letter_height
     else:
         space = word_space_threshold([e - s for s, e in usable], letter_height, cfg)
@@ -143,8 +144,10 @@ def _cut_word(start: int, end: int, max_w: int, gaps: Sequence[tuple[int, int]],
     return pieces
 
 
-def split_long_crop(crop: np.ndarray, cfg: SplitConfig = SplitConfig()) -> tuple[list[np.ndarray], list[str]]:
-    """The pieces of ``crop`` and how each one's read joins the previous one's."""
+def split_long_crop(crop: np.ndarray, cfg: SplitConfig = SplitConfig(),
+                    sure_spaces: bool = False) -> tuple[list[np.ndarray], list[str]]:
+    """The pieces of ``crop`` and how each one's read joins the previous one's (``sure_spaces``: see
+    ``plan_pieces``)."""
     h, w = crop.shape[:2]
     if w <= cfg.cut_aspect * h:
         return [crop], [JOIN_NONE]
@@ -152,7 +155,7 @@ def split_long_crop(crop: np.ndarray, cfg: SplitConfig = SplitConfig()) -> tuple
     blank = blank_columns(ink)
     inked = np.flatnonzero(~blank)
     span = (int(inked[0]), int(inked[-1]) + 1) if len(inked) else (0, w)
-    plan = plan_pieces(w, h, blank_runs(blank), text_height(ink), cfg, span)
+    plan = plan_pieces(w, h, blank_runs(blank), text_height(ink), cfg, span, sure_spaces)
     return [crop[:, p.start:p.end] for p in plan], [p.join for p in plan]
 
 

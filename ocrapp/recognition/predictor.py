@@ -13,7 +13,7 @@ from ocrapp import accel
 from ocrapp.models_registry import default_lexicon_path, default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, apply_corrections, in_listed_language, propose
-from ocrapp.recognition.long_crops import SplitConfig, join_reads, split_long_crop
+from ocrapp.recognition.long_crops import JOIN_NONE, SplitConfig, join_reads, split_long_crop
 from ocrapp.recognition.preprocess import images_to_tensor, resize_crop, widen_margin
 from ocrapp.recognition.weights import load_recognizer
 
@@ -54,6 +54,9 @@ class RecognizerConfig:
     low_precision_image_tower: bool = True
     # How crops too wide for one read (lines, long words) are cut into pieces (see long_crops).
     split: SplitConfig = SplitConfig()
+    # A crop wider than ``split.max_aspect`` heights that was cut at word spaces is also read cut only at sure
+    # spaces, and the more confident reading is kept (see ``Recognizer._alternatives``).
+    sure_space_alternative: bool = True
     # A crop read with a confidence below ``reread_below`` is read again with a wider margin (``reread_margin`` of
     # its height on every side, border repeated) and the more confident reading is kept: crops cut tight (a
     # detector's, an annotator's) read better loosened. None reads every crop once. Chosen on the held-out folders
@@ -152,37 +155,40 @@ class Recognizer:
         return [(i, candidates, first, rest) for (i, candidates), (first, *rest) in zip(jobs, scores)]
 
     def _read_once(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        pieces: list[np.ndarray] = []
-        owners: list[int] = []
-        joins: list[list[str]] = []
-        alternatives: list[tuple[int, np.ndarray]] = []  # other readings of a crop; the most confident one wins
+        plans: list[tuple[int, list[np.ndarray], list[str]]] = []  # (crop, pieces, joins); the most confident wins
+        per_piece = [False] * len(crops)  # plans of a crop compared by their pieces' geometric mean confidence
         for i, crop in enumerate(crops):
-            crop_pieces, crop_joins = split_long_crop(crop, self.cfg.split)
-            pieces += crop_pieces
-            owners += [i] * len(crop_pieces)
-            joins.append(crop_joins)
-            alternatives += [(i, alt) for alt in self._alternatives(crop, len(crop_pieces))]
-        results = self._read_pieces(pieces + [alt for _, alt in alternatives])
-        texts: list[list[str]] = [[] for _ in crops]
-        confs = [1.0] * len(crops)
-        for owner, (text, conf) in zip(owners, results):
-            texts[owner].append(text)
-            confs[owner] *= conf
-        out = [(join_reads(t, j), c if t else 0.0) for t, j, c in zip(texts, joins, confs)]
-        for (i, _), reading in zip(alternatives, results[len(pieces):]):
-            if reading[1] > out[i][1]:
-                out[i] = reading
+            pieces, joins = split_long_crop(crop, self.cfg.split)
+            plans.append((i, pieces, joins))
+            alternatives = self._alternatives(crop, len(pieces))
+            plans += [(i, alt_pieces, alt_joins) for alt_pieces, alt_joins in alternatives]
+            per_piece[i] = bool(alternatives) and len(alternatives[0][0]) > 1
+        results = iter(self._read_pieces([piece for _, pieces, _ in plans for piece in pieces]))
+        out: list[tuple[str, float] | None] = [None] * len(crops)
+        best = [-1.0] * len(crops)
+        for i, pieces, joins in plans:
+            reads = [next(results) for _ in pieces]
+            conf = float(np.prod([c for _, c in reads])) if reads else 0.0
+            score = conf ** (1 / len(reads)) if per_piece[i] and reads else conf
+            if score > best[i]:
+                out[i], best[i] = (join_reads([t for t, _ in reads], joins), conf), score
         return out
 
-    def _alternatives(self, crop: np.ndarray, num_pieces: int) -> list[np.ndarray]:
-        """A crop of a few words that was cut is also read whole: a wide letter gap (typewriter "l i", a digit
-        "1") can pass for a space, and the model sees the difference. A crop much taller than wide may hold
-        vertical text: it is also read turned a quarter both ways."""
+    def _alternatives(self, crop: np.ndarray, num_pieces: int) -> list[tuple[list[np.ndarray], list[str]]]:
+        """Other ways to read a crop, as (pieces, joins). A crop of a few words that was cut is also read whole: a
+        wide letter gap (typewriter "l i", a digit "1") can pass for a space, and the model sees the difference;
+        a longer one is also read cut only at sure spaces (the line's own split of its gaps takes a monospaced
+        face's letter gaps for spaces: "\\usepackage[l i ght]"), the two compared by their pieces' geometric mean
+        confidence, since a product favours fewer pieces and glued words read confidently ("resortto"). A crop
+        much taller than wide may hold vertical text: it is also read turned a quarter both ways."""
         h, w = crop.shape[:2]
         if num_pieces > 1 and w <= self.cfg.split.max_aspect * h:
-            return [crop]
+            return [([crop], [JOIN_NONE])]
+        if num_pieces > 1 and self.cfg.sure_space_alternative:
+            pieces, joins = split_long_crop(crop, self.cfg.split, sure_spaces=True)
+            return [(pieces, joins)] if len(pieces) < num_pieces else []
         if w < self.cfg.vertical_aspect * h:
-            return [np.ascontiguousarray(np.rot90(crop, k)) for k in (1, -1)]
+            return [([np.ascontiguousarray(np.rot90(crop, k))], [JOIN_NONE]) for k in (1, -1)]
         return []
 
     def _read_pieces(self, pieces: Sequence[np.ndarray]) -> list[tuple[str, float]]:
