@@ -133,21 +133,19 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--ink-boxes scores the detector alone; it does not go with --read")
     torch.set_num_threads(args.threads)
     input_size = args.input_size or load_tuned_input_size(args.postprocess)
-    tuned = load_tuned(args.postprocess)
-    predictor = DetectionPredictor.from_weights(args.weights, args.arch, args.device, input_size=input_size)
-    if tuned is not None:
-        tuned.apply(predictor.postprocessor)
     if args.read:
         from ocrapp.pipeline import OCR, OcrConfig
 
         config = OcrConfig(device=args.device, detector_weights=args.weights, detector_arch=args.arch,
                            detector_input_size=input_size, word_spans=None if args.no_word_spans else WordSpanConfig())
         ocr = OCR(config)
-        if tuned is not None:
-            tuned.apply(ocr.detector.postprocessor)
         predictor, predict = ocr.detector, pipeline_boxes(ocr)
     else:
+        predictor = DetectionPredictor.from_weights(args.weights, args.arch, args.device, input_size=input_size)
         predict = detector_boxes(predictor, None if args.ink_boxes else LineHeightRule())
+    tuned = load_tuned(args.postprocess)
+    if tuned is not None:
+        tuned.apply(predictor.postprocessor)
     results = evaluate(predict, args.sets, args.max_pages_per_pdf, args.limit)
     post = predictor.postprocessor
     results["_config"] = {"weights": str(args.weights), "arch": args.arch, "input_size": predictor.input_size,

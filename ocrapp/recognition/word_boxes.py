@@ -53,13 +53,13 @@ def word_spans(crop: np.ndarray, text: str, cfg: WordSpanConfig = WordSpanConfig
     spaces = len(words) - 1
     if not cut_stands_out([e - s for s, e in runs], spaces, cfg.min_gap * text_height(ink), cfg.min_contrast):
         return None
-    widest = sorted(runs[:spaces])
+    cuts = [x for gap in sorted(runs[:spaces]) for x in gap]  # word k spans (bounds[2k], bounds[2k + 1])
     inked = np.flatnonzero(~blank)
-    edges = [int(inked[0])] + [x for gap in widest for x in gap] + [int(inked[-1]) + 1]
-    per_char = [(edges[2 * k + 1] - edges[2 * k]) / len(w) for k, w in enumerate(words)]
+    ink_bounds = [int(inked[0])] + cuts + [int(inked[-1]) + 1]
+    per_char = [(ink_bounds[2 * k + 1] - ink_bounds[2 * k]) / len(w) for k, w in enumerate(words)]
     if max(per_char) > cfg.max_width_ratio * min(per_char):
         return None
-    bounds = [0] + [x for gap in widest for x in gap] + [crop.shape[1]]
+    bounds = [0] + cuts + [crop.shape[1]]
     return [WordSpan(w, float(bounds[2 * k]), float(bounds[2 * k + 1])) for k, w in enumerate(words)]
 
 
