@@ -73,6 +73,36 @@ def test_crop_matches_its_word(tmp_path):
     assert rows[0] < 14 and rows[-1] > 18
 
 
+def test_phrase_crops_hold_neighbouring_words_of_a_line(tmp_path):
+    """phrase_share=1 gives crops of 2-3 words that follow each other on one line, labelled with their spaces;
+    words of two lines, or across a dropped word, never join."""
+    pdf = _make_pdf(tmp_path / "doc.pdf")
+    crops = pc.crops_from_page(pdf, 0, random.Random(3), dpi_range=(120, 120), max_words=None, degrade_p=0.0,
+                               phrase_share=1.0)
+    lines = [" ".join(words) for words in LINES]
+    assert crops
+    for image, label in crops:
+        assert " " in label and 2 <= len(label.split()) <= 3
+        assert any(label in line for line in lines), label
+        assert image.shape == (32, 128, 3)
+    # a phrase crop shows all of its words: its ink spans most of the crop's width
+    image, label = crops[0]
+    cols = np.flatnonzero((image.min(axis=2) < 128).any(axis=0))
+    assert cols[0] < 20 and cols[-1] > 108, label
+
+
+def test_phrase_at_refuses_gaps_and_other_lines():
+    a = pc.WordBox("of", (10, 10, 20, 20), line=0)
+    b = pc.WordBox("the", (24, 10, 40, 20), line=0)
+    far = pc.WordBox("far", (80, 10, 100, 20), line=0)
+    below = pc.WordBox("next", (42, 30, 60, 40), line=1)
+    assert pc.phrase_at([(0, a, "of"), (1, b, "the")], 0, 2) == ((10, 10, 40, 20), "of the")
+    assert pc.phrase_at([(0, a, "of"), (2, b, "the")], 0, 2) is None  # a word was dropped between them
+    assert pc.phrase_at([(0, b, "the"), (1, far, "far")], 0, 2) is None  # a column gap, not a space
+    assert pc.phrase_at([(0, b, "the"), (1, below, "next")], 0, 2) is None
+    assert pc.phrase_at([(0, a, "of")], 0, 2) is None
+
+
 def test_build_is_resumable(tmp_path):
     pdfs = [_make_pdf(tmp_path / f"doc{i}.pdf", pages=3) for i in range(2)]
     out = tmp_path / "crops"

@@ -185,6 +185,9 @@ def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)
     pdf_labels = {t for p in list_shards(tmp_path / "work" / "pdf") for t in p.with_suffix(".txt").read_text().split()}
     assert {"Invoice", "number", "Total:"} <= pdf_labels
+    pdf_shards = list_shards(tmp_path / "work" / "pdf")
+    pdf_crops = [t for p in pdf_shards for t in p.with_suffix(".txt").read_text().splitlines()]
+    assert any(" " in t for t in pdf_crops) and any(" " not in t for t in pdf_crops)  # phrases beside single words
     assert json.loads((tmp_path / "out" / "recognizer_report.json").read_text())["files"] == [f.name for f in files]
     model = load_recognizer(tmp_path / "out" / "recognizer_clip4str-s.safetensors")
     assert model.cfg.name == "clip4str-tiny"

@@ -11,6 +11,10 @@ with their text-layer boxes, written as shards (``shards.write_shard``) at the r
 * Crop: the word box with random per-side padding, mostly tight to slightly loose and sometimes loose or slightly
   cut (as a detector's boxes are), mild degradations at low probability (blur, JPEG, noise), then
   ``resize_crop`` to 32x128 RGB.
+* Phrases (``--phrase-share``): a share of the crops holds a word and the one or two that follow it on its line
+  (same text-layer line, no word dropped between them, gaps of at most 1.2 heights), labelled with one space
+  between the words: a detector's box often holds words set close together, and they must be read with their
+  spaces to be cut into words again (``recognition/word_boxes.py``).
 * Dropped: unreliable text-layer words (``is_reliable_text``), labels longer than 25 chars or with characters
   outside the document charset (printable ASCII + Latin-1 letters + a few document symbols), tiny or vertical
   boxes, boxes over other words (rotated watermarks), blank crops (text hidden under a figure, white text), pages whose text layer looks like garbage.
@@ -177,16 +181,50 @@ def cut_word(page: np.ndarray, box_px: tuple[float, float, float, float], rng: r
     return _degrade(crop, rng, degrade_p) if degrade_p > 0 else crop
 
 
+def _same_line_neighbours(a: WordBox, b: WordBox, max_gap: float = 1.2) -> bool:
+    """True when ``b`` follows ``a`` on its line as running text does: overlapping rows, ``b`` to the right,
+    separated by at most ``max_gap`` text heights (wider gaps are table columns or tabs, not word spaces)."""
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    height = max(ay1 - ay0, by1 - by0)
+    overlap = min(ay1, by1) - max(ay0, by0)
+    gap = bx0 - ax1
+    return a.line == b.line >= 0 and overlap > 0.5 * min(ay1 - ay0, by1 - by0) and 0 <= gap <= max_gap * height
+
+
+def phrase_at(words: list[tuple[int, WordBox, str]], start: int, length: int
+              ) -> tuple[tuple[float, float, float, float], str] | None:
+    """The box and label of ``length`` words of one line starting at ``words[start]``: words that follow each
+    other on the page (none dropped between them), joined with one space; None where no such phrase exists."""
+    run = words[start:start + length]
+    if len(run) < length or length < 2:
+        return None
+    for (i, a, _), (j, b, _) in zip(run, run[1:]):
+        if j != i + 1 or not _same_line_neighbours(a, b):
+            return None
+    label = " ".join(label for _, _, label in run)
+    if len(label) > MAX_LABEL_LENGTH:
+        return None
+    boxes = np.array([wb.box for _, wb, _ in run])
+    x0, y0 = boxes[:, :2].min(axis=0)
+    x1, y1 = boxes[:, 2:].max(axis=0)
+    return (float(x0), float(y0), float(x1), float(y1)), label
+
+
 def crops_from_page(pdf: Path, page_index: int, rng: random.Random, dpi_range: tuple[float, float] = (70, 300),
-                    max_words: int | None = 120, degrade_p: float = 0.08) -> list[tuple[np.ndarray, str]]:
-    """Render one page and cut (crop, label) pairs for up to ``max_words`` random usable words."""
+                    max_words: int | None = 120, degrade_p: float = 0.08, phrase_share: float = 0.0
+                    ) -> list[tuple[np.ndarray, str]]:
+    """Render one page and cut (crop, label) pairs for up to ``max_words`` random usable words. With
+    ``phrase_share`` > 0, that share of the picks is the word with the one or two words that follow it on its line
+    (label "of the", as a detector's box of words set close together shows them), or nothing where the word has
+    no such neighbours; 1 gives phrases only."""
     pages = read_word_boxes(pdf, page_index, page_index)
     if not pages or pages[0].width_pt <= 0 or pages[0].height_pt <= 0:
         return []
     pw = pages[0]
-    words: list[tuple[WordBox, str]] = []
+    words: list[tuple[int, WordBox, str]] = []
     covering = covers_other_words([wb.box for wb in pw.words])
-    for wb, covers in zip(pw.words, covering):
+    for index, (wb, covers) in enumerate(zip(pw.words, covering)):
         if covers:
             continue
         label = clean_label(wb.text)
@@ -197,19 +235,29 @@ def crops_from_page(pdf: Path, page_index: int, rng: random.Random, dpi_range: t
             continue  # vertical text: the box would hold a rotated word
         if len(label) == 1 and not label.isalnum() and rng.random() > LONE_PUNCT_KEEP:
             continue
-        words.append((wb, label))
-    if not words or not text_layer_looks_sane([label for _, label in words]):
+        words.append((index, wb, label))
+    if not words or not text_layer_looks_sane([label for _, _, label in words]):
         return []
-    if max_words is not None and len(words) > max_words:
-        words = rng.sample(words, max_words)
+    starts = list(range(len(words)))
+    if max_words is not None and len(starts) > max_words:
+        starts = rng.sample(starts, max_words)
+    picks: list[tuple[tuple[float, float, float, float], str]] = []
+    for start in starts:
+        if phrase_share > 0 and rng.random() < phrase_share:
+            phrase = phrase_at(words, start, rng.choice((2, 2, 3)))
+            if phrase is not None:
+                picks.append(phrase)
+        else:
+            picks.append((words[start][1].box, words[start][2]))
+    if not picks:
+        return []
     lo, hi = dpi_range
     dpi = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     dpi = min(dpi, 3400 * 72.0 / max(pw.width_pt, pw.height_pt))  # huge pages (posters): cap the pixel size
     image = render_page(pdf, page_index, dpi)
     fx, fy = image.shape[1] / pw.width_pt, image.shape[0] / pw.height_pt  # pdftoppm rounds the pixel size
     out = []
-    for wb, label in words:
-        x0, y0, x1, y1 = wb.box
+    for (x0, y0, x1, y1), label in picks:
         crop = cut_word(image, (x0 * fx, y0 * fy, x1 * fx, y1 * fy), rng, degrade_p)
         if crop is not None:
             out.append((crop, label))
@@ -254,7 +302,8 @@ def build_pdf_crops(out: Path, max_crops: int, packages: tuple[str, ...] = DEFAU
                     pdf_root: Path = DEFAULT_PDF_ROOT, seed: int = 0, pages_per_pdf: int = 4,
                     words_per_page: int = 120, shard_size: int = 2000, dpi_range: tuple[float, float] = (70, 300),
                     degrade_p: float = 0.08, log_every_s: float = 60.0, pdfs: list[Path] | None = None,
-                    split: str = "train", exclude_documents: frozenset[str] = frozenset()) -> int:
+                    split: str = "train", exclude_documents: frozenset[str] = frozenset(),
+                    phrase_share: float = 0.0) -> int:
     """Write crops of the ``split``'s documents until ``out`` holds ``max_crops`` of them (or the plan runs
     out); documents in ``exclude_documents`` are skipped. Returns crops written now."""
     if split not in SPLITS:
@@ -312,7 +361,7 @@ def build_pdf_crops(out: Path, max_crops: int, packages: tuple[str, ...] = DEFAU
             continue
         page_rng = random.Random(f"{seed}/{key}")
         try:
-            crops = crops_from_page(pdf, page_index, page_rng, dpi_range, words_per_page, degrade_p)
+            crops = crops_from_page(pdf, page_index, page_rng, dpi_range, words_per_page, degrade_p, phrase_share)
         except Exception as exc:  # a broken PDF must not stop the engine
             print(f"[pdf_crops] skip {key}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             crops = []
@@ -345,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shard-size", type=int, default=2000)
     ap.add_argument("--dpi", type=float, nargs=2, default=(70.0, 300.0), metavar=("LO", "HI"))
     ap.add_argument("--degrade-p", type=float, default=0.08, help="probability of each degradation (blur/noise/JPEG)")
+    ap.add_argument("--phrase-share", type=float, default=0.0,
+                    help="share of crops holding 2-3 words of a line with their spaces (1: phrases only)")
     ap.add_argument("--split", choices=SPLITS, default="train",
                     help="which documents: 'val' holds 1 in %d PDFs out of training" % VAL_BUCKETS)
     ap.add_argument("--exclude-visited", type=Path, nargs="*", default=[], metavar="CACHE",
@@ -354,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     excluded = frozenset().union(*(visited_documents(c) for c in args.exclude_visited))
     build_pdf_crops(args.out, args.max_crops, tuple(args.packages), args.pdf_root, args.seed, args.pages_per_pdf,
                     args.words_per_page, args.shard_size, tuple(args.dpi), args.degrade_p, split=args.split,
-                    exclude_documents=excluded)
+                    exclude_documents=excluded, phrase_share=args.phrase_share)
 
 
 if __name__ == "__main__":

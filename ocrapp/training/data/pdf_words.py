@@ -44,14 +44,16 @@ _XML_INVALID = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 @dataclass(frozen=True)
 class WordBox:
-    """A word of the text layer; box = (x0, y0, x1, y1) in PDF points, origin top-left."""
+    """A word of the text layer; box = (x0, y0, x1, y1) in PDF points, origin top-left; ``line`` numbers the
+    text layer's lines of the page (words of one line share it, in reading order; -1 when unknown)."""
 
     text: str
     box: tuple[float, float, float, float]
+    line: int = -1
 
     def scaled(self, factor: float) -> "WordBox":
         x0, y0, x1, y1 = self.box
-        return WordBox(self.text, (x0 * factor, y0 * factor, x1 * factor, y1 * factor))
+        return WordBox(self.text, (x0 * factor, y0 * factor, x1 * factor, y1 * factor), self.line)
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,16 @@ def read_word_boxes(pdf: Path, first_page: int | None = None, last_page: int | N
     for page in root.iter(f"{_XHTML}page"):
         width, height = float(page.get("width", 0)), float(page.get("height", 0))
         words = []
-        for word in page.iter(f"{_XHTML}word"):
-            text = (word.text or "").strip()
-            box = tuple(float(word.get(k, "nan")) for k in ("xMin", "yMin", "xMax", "yMax"))
-            x0, y0, x1, y1 = box
-            if not is_reliable_text(text):
-                continue
-            if not (0 <= x0 < x1 <= width + 1 and 0 <= y0 < y1 <= height + 1):
-                continue  # off the page or degenerate
-            words.append(WordBox(text, box))  # type: ignore[arg-type]
+        for line_index, line in enumerate(page.iter(f"{_XHTML}line")):
+            for word in line.iter(f"{_XHTML}word"):
+                text = (word.text or "").strip()
+                box = tuple(float(word.get(k, "nan")) for k in ("xMin", "yMin", "xMax", "yMax"))
+                x0, y0, x1, y1 = box
+                if not is_reliable_text(text):
+                    continue
+                if not (0 <= x0 < x1 <= width + 1 and 0 <= y0 < y1 <= height + 1):
+                    continue  # off the page or degenerate
+                words.append(WordBox(text, box, line_index))  # type: ignore[arg-type]
         pages.append(PdfPageWords(width, height, words))
     return pages
 

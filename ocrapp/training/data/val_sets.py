@@ -1,4 +1,4 @@
-"""Build the recognizer's seven held-out word folders, the same on every machine.
+"""Build the recognizer's eight held-out word folders, the same on every machine.
 
     python -m ocrapp.training.data.val_sets --root /work/cache/crops
 
@@ -8,7 +8,8 @@ Writes ``pdf_val`` (real words of the PDFs in the validation split, which traini
 ``typewriter_val`` (the scans profile, every word typewritten; kept out of the "mean of 5" that compares
 sessions) and, since session 15, ``neighbours_val`` (the general profile, every crop cutting into a neighbour's
 letter or a rule at one or both ends, as annotated boxes and detectors cut words on a page; also outside the mean
-of 5). Fixed seeds and counts, so that two sessions' numbers compare; a folder that already holds its words
+of 5) and, since session 17, ``phrases_val`` (2-3 words of a line of the validation PDFs in one crop, read with
+their spaces: what a detector's box of words set close together holds; outside the mean of 5). Fixed seeds and counts, so that two sessions' numbers compare; a folder that already holds its words
 is left as it is.
 Until session 9 the first three were built by hand with seeds not written down: numbers measured on these folders
 (session 10 on) are not comparable with earlier ones.
@@ -47,6 +48,7 @@ SYNTH_VAL_SETS = (
                 replace(PROFILES["general"], **{**_FIRST_BUILT, "neighbour_share": 1.0})),
 )
 PDF_VAL_COUNT, PDF_VAL_SEED = 2000, 7
+PHRASES_VAL_COUNT, PHRASES_VAL_SEED = 1000, 17
 
 
 def build_val_sets(root: Path, workers: int = 1) -> list[Path]:
@@ -60,7 +62,10 @@ def build_val_sets(root: Path, workers: int = 1) -> list[Path]:
     # one page per document, 40 words a page: many documents (fonts, layouts) in few words
     build_pdf_crops(pdf_val, PDF_VAL_COUNT, seed=PDF_VAL_SEED, pages_per_pdf=1, words_per_page=40, shard_size=500,
                     split="val")
-    return folders + [pdf_val]
+    phrases_val = root / "phrases_val"
+    build_pdf_crops(phrases_val, PHRASES_VAL_COUNT, seed=PHRASES_VAL_SEED, pages_per_pdf=1, words_per_page=20,
+                    shard_size=500, split="val", phrase_share=1.0)
+    return folders + [pdf_val, phrases_val]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,12 +50,13 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
 
 
-def _start_pdf_cutter(out: Path, pdf_root: Path, seed: int) -> subprocess.Popen:
-    """Real-word crops of the unpacked Debian PDFs under ``pdf_root`` (no download: only the packages there)."""
+def _start_pdf_cutter(out: Path, pdf_root: Path, seed: int, phrase_share: float = 0.0) -> subprocess.Popen:
+    """Real-word crops of the unpacked Debian PDFs under ``pdf_root`` (no download: only the packages there);
+    ``phrase_share`` of them hold 2-3 words of a line with their spaces."""
     packages = sorted(d.name for d in pdf_root.iterdir() if (d / ".unpacked").exists())
     cmd = [sys.executable, "-m", "ocrapp.training.data.pdf_crops", "--out", str(out), "--pdf-root", str(pdf_root),
            "--packages", *packages, "--max-crops", str(10**7), "--seed", str(seed), "--pages-per-pdf", "60",
-           "--shard-size", "500", "--split", "train"]
+           "--shard-size", "500", "--split", "train", "--phrase-share", str(phrase_share)]
     return subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
 
 
@@ -70,6 +71,7 @@ class DataMix:
     pdf_root: Path | None = None  # unpacked Debian PDFs (scripts/gpu_pack.py --model recognizer)
     pdf_workers: int = 0  # of which cut real-word crops from them
     pdf_share: float = 0.4
+    pdf_phrase_share: float = 0.25  # of the PDF crops: 2-3 words of a line, read with their spaces (session 17)
 
 
 def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, config: str, init: Path | None,
@@ -94,7 +96,8 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
             data.append(folder)
             weights.append(share)
     if pdf_workers > 0:  # one cutter per process, each into its own folder (a cache is one writer's)
-        producers += [_start_pdf_cutter(pdf_dir / f"cutter{i}", mix.pdf_root, seed=100 + i)
+        producers += [_start_pdf_cutter(pdf_dir / f"cutter{i}", mix.pdf_root, seed=100 + i,
+                                        phrase_share=mix.pdf_phrase_share)
                       for i in range(pdf_workers)]
         data.append(pdf_dir)
         weights.append(mix.pdf_share)
