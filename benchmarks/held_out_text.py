@@ -2,7 +2,8 @@
 trained on; the dev data is not used here), under the default settings and variants of them, to choose a rule.
 
     python benchmarks/held_out_text.py [--data ~/.cache/ocrapp/pages] [--pages 80] [--threads 2]
-        [--variants default no-sure-space-alternative no-word-spans] [--recognizer-weights W] [--json out.json]
+        [--variants default no-sure-space-alternative no-word-spans spaces-as-read] [--recognizer-weights W]
+        [--json out.json]
 
 Per variant: bag-of-words and end-to-end F1, strict and relaxed, over all pages' words (``bench.pages.score_page``
 summed over pages: pooled counts, not a mean of pages). Every variant reads every page from scratch.
@@ -29,6 +30,7 @@ VARIANTS: dict[str, Callable[[OcrConfig], OcrConfig]] = {
     "default": lambda c: c,
     "no-sure-space-alternative": lambda c: replace(c, recognizer=replace(c.recognizer, sure_space_alternative=False)),
     "no-word-spans": lambda c: replace(c, word_spans=None),
+    "spaces-as-read": lambda c: replace(c, recognizer=replace(c.recognizer, min_space_gap=None)),
 }
 
 

@@ -96,11 +96,29 @@ def test_phrase_at_refuses_gaps_and_other_lines():
     b = pc.WordBox("the", (24, 10, 40, 20), line=0)
     far = pc.WordBox("far", (80, 10, 100, 20), line=0)
     below = pc.WordBox("next", (42, 30, 60, 40), line=1)
-    assert pc.phrase_at([(0, a, "of"), (1, b, "the")], 0, 2) == ((10, 10, 40, 20), "of the")
+    phrase = pc.phrase_at([(0, a, "of"), (1, b, "the")], 0, 2)
+    assert phrase.label == "of the" and phrase.box == (10, 10, 40, 20) and phrase.boxes == (a.box, b.box)
+    glued = pc.WordBox(".", (20.5, 10, 22, 20), line=0)  # the text layer splitting one printed word
+    assert pc.phrase_at([(0, a, "of"), (1, glued, ".")], 0, 2) is None
     assert pc.phrase_at([(0, a, "of"), (2, b, "the")], 0, 2) is None  # a word was dropped between them
     assert pc.phrase_at([(0, b, "the"), (1, far, "far")], 0, 2) is None  # a column gap, not a space
     assert pc.phrase_at([(0, b, "the"), (1, below, "next")], 0, 2) is None
     assert pc.phrase_at([(0, a, "of")], 0, 2) is None
+
+
+def test_spaces_are_blank_refuses_ink_across_a_gap():
+    """A gap crossed by an underscore or a hyphen (glyphs the text layer may not hold) is no space."""
+    page = np.full((40, 100), 235, np.uint8)
+    page[12:28, 11:40:4] = 20  # word one: strokes on paper, as letters are
+    page[12:28, 51:90:4] = 20  # word two
+    boxes = [(10, 10, 40, 30), (50, 10, 90, 30)]
+    assert pc.spaces_are_blank(page, boxes)
+    underscored = page.copy()
+    underscored[28:30, 38:52] = 20
+    assert not pc.spaces_are_blank(underscored, boxes)
+    inverted = 255 - page  # light text on a dark slide: still a blank gap
+    assert pc.spaces_are_blank(inverted, boxes)
+    assert not pc.spaces_are_blank(page, [(10, 10, 40, 30), (39, 10, 90, 30)])  # no gap at all
 
 
 def test_build_is_resumable(tmp_path):

@@ -189,6 +189,10 @@ def _ink_blocks(height: int, blocks: list[tuple[int, int]], width: int) -> np.nd
     return crop
 
 
+def _letters(start: int, count: int, width: int, gap: int) -> list[tuple[int, int]]:
+    return [(start + i * (width + gap), start + i * (width + gap) + width) for i in range(count)]
+
+
 def test_long_crop_is_cut_into_words() -> None:
     # five "words" of 30 px with 8 px gaps (0.8 text heights: spaces) and one 1 px gap inside the first word
     blocks = [(2, 15), (16, 32)] + [(40 + 38 * i, 70 + 38 * i) for i in range(4)]
@@ -294,6 +298,19 @@ def test_a_long_crop_is_also_read_cut_only_at_sure_spaces(monkeypatch: pytest.Mo
                                                               sure_space_alternative=False))
     monkeypatch.setattr(off, "_read_pieces", fake_reads(0.99))
     assert off.read([crop])[0][0] == " ".join(["ab"] * 12)
+
+
+def test_a_space_read_where_the_crop_has_no_gap_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"from" read as "f rom": letter gaps of 1 px (0.1 text heights) hold no space; a 4 px gap (0.4) does."""
+    word = _ink_blocks(20, _letters(2, 4, width=6, gap=1), 40)
+    words = _ink_blocks(20, _letters(2, 2, width=6, gap=1) + _letters(22, 3, width=6, gap=1), 50)
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(reread_below=None, lexicon=None))
+    monkeypatch.setattr(rec, "_read_pieces", lambda pieces: [("f rom", 0.6) if p.shape[1] == 40 else ("of the", 0.7)
+                                                             for p in pieces])
+    assert rec.read([word, words]) == [("from", 0.6), ("of the", 0.7)]
+    off = Recognizer(rec.model, rec.device, RecognizerConfig(reread_below=None, lexicon=None, min_space_gap=None))
+    monkeypatch.setattr(off, "_read_pieces", rec._read_pieces)
+    assert off.read([word])[0][0] == "f rom"
 
 
 def test_a_tall_crop_is_also_read_turned(monkeypatch: pytest.MonkeyPatch) -> None:

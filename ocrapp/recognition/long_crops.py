@@ -73,6 +73,15 @@ def blank_runs(blank: np.ndarray) -> list[tuple[int, int]]:
     return [(s, e) for s, e in runs if s > 0 and e < len(blank)]
 
 
+def has_space_gap(crop: np.ndarray, min_gap: float) -> bool:
+    """Whether the crop's ink has a blank gap at least ``min_gap`` text heights wide between its ends."""
+    if crop.size == 0:
+        return False
+    ink = ink_mask(crop)
+    widths = [end - start for start, end in blank_runs(blank_columns(ink))]
+    return bool(widths) and max(widths) >= min_gap * text_height(ink)
+
+
 def word_space_threshold(widths: Sequence[int], letter_height: int, cfg: SplitConfig) -> float:
     """The narrowest gap read as a word space. Letter gaps in scans and wide fonts can pass the fixed
     ``space_gap``, so the line's gap widths are split in two (Otsu's criterion) and the split is kept between

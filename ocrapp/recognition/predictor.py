@@ -13,7 +13,7 @@ from ocrapp import accel
 from ocrapp.models_registry import default_lexicon_path, default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, apply_corrections, in_listed_language, propose
-from ocrapp.recognition.long_crops import JOIN_NONE, SplitConfig, join_reads, split_long_crop
+from ocrapp.recognition.long_crops import JOIN_NONE, SplitConfig, has_space_gap, join_reads, split_long_crop
 from ocrapp.recognition.preprocess import images_to_tensor, resize_crop, widen_margin
 from ocrapp.recognition.weights import load_recognizer
 
@@ -54,6 +54,10 @@ class RecognizerConfig:
     low_precision_image_tower: bool = True
     # How crops too wide for one read (lines, long words) are cut into pieces (see long_crops).
     split: SplitConfig = SplitConfig()
+    # A piece read with spaces keeps them only if its ink has a blank gap at least this many text heights wide
+    # somewhere; otherwise they are dropped ("f rom" -> "from", "of f" -> "off": the text layer of some training
+    # PDFs splits printed words). None keeps every space as read.
+    min_space_gap: float | None = 0.2
     # A crop wider than ``split.max_aspect`` heights that was cut at word spaces is also read cut only at sure
     # spaces, and the more confident reading is kept (see ``Recognizer._alternatives``).
     sure_space_alternative: bool = True
@@ -75,6 +79,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA GPU is available")
     return torch.device(name)
+
+
+def drop_gapless_spaces(piece: np.ndarray, read: tuple[str, float], min_gap: float | None) -> tuple[str, float]:
+    """``read`` without its spaces when ``piece`` has no blank gap of ``min_gap`` text heights to hold one."""
+    text, conf = read
+    if min_gap is None or " " not in text.strip() or has_space_gap(piece, min_gap):
+        return read
+    return "".join(text.split()), conf
 
 
 class Recognizer:
@@ -167,7 +179,7 @@ class Recognizer:
         out: list[tuple[str, float] | None] = [None] * len(crops)
         best = [-1.0] * len(crops)
         for i, pieces, joins in plans:
-            reads = [next(results) for _ in pieces]
+            reads = [drop_gapless_spaces(piece, next(results), self.cfg.min_space_gap) for piece in pieces]
             conf = float(np.prod([c for _, c in reads])) if reads else 0.0
             score = conf ** (1 / len(reads)) if per_piece[i] and reads else conf
             if score > best[i]:

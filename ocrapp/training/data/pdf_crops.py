@@ -12,12 +12,13 @@ with their text-layer boxes, written as shards (``shards.write_shard``) at the r
   cut (as a detector's boxes are), mild degradations at low probability (blur, JPEG, noise), then
   ``resize_crop`` to 32x128 RGB.
 * Phrases (``--phrase-share``): a share of the crops holds a word and the one or two that follow it on its line
-  (same text-layer line, no word dropped between them, gaps of at most 1.2 heights), labelled with one space
-  between the words: a detector's box often holds words set close together, and they must be read with their
-  spaces to be cut into words again (``recognition/word_boxes.py``).
+  (same text-layer line, no word dropped between them, gaps of 0.08 to 1.2 heights with a column of no ink in
+  each), labelled with one space between the words: a detector's box often holds words set close together, and
+  they must be read with their spaces to be cut into words again (``recognition/word_boxes.py``).
 * Dropped: unreliable text-layer words (``is_reliable_text``), labels longer than 25 chars or with characters
   outside the document charset (printable ASCII + Latin-1 letters + a few document symbols), tiny or vertical
-  boxes, boxes over other words (rotated watermarks), blank crops (text hidden under a figure, white text), pages whose text layer looks like garbage.
+  boxes, boxes over other words (rotated watermarks), blank crops (text hidden under a figure, white text), pages
+  whose text layer looks like garbage.
 * Split by document: a stable hash of each PDF's path puts 1 in ``VAL_BUCKETS`` into the validation split
   (``--split val``, the checkpoint selector's real words), the rest into ``--split train``. ``--exclude-visited``
   also drops every document whose pages another cache (the training cache built before the split) already used.
@@ -38,7 +39,7 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -181,20 +182,33 @@ def cut_word(page: np.ndarray, box_px: tuple[float, float, float, float], rng: r
     return _degrade(crop, rng, degrade_p) if degrade_p > 0 else crop
 
 
-def _same_line_neighbours(a: WordBox, b: WordBox, max_gap: float = 1.2) -> bool:
+class Pick(NamedTuple):
+    """What to cut: the boxes of one word, or of the 2-3 words of a phrase (PDF points), and the label."""
+    boxes: tuple[tuple[float, float, float, float], ...]
+    label: str
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        a = np.array(self.boxes, dtype=float)
+        return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
+
+
+def _same_line_neighbours(a: WordBox, b: WordBox, max_gap: float = 1.2, min_gap: float = 0.08) -> bool:
     """True when ``b`` follows ``a`` on its line as running text does: overlapping rows, ``b`` to the right,
-    separated by at most ``max_gap`` text heights (wider gaps are table columns or tabs, not word spaces)."""
+    separated by at least ``min_gap`` and at most ``max_gap`` text heights. Wider gaps are table columns or tabs;
+    narrower ones are the text layer splitting one printed word ("f" "rom", "\\rightmargin" "."), which must not
+    be labelled with a space."""
     ax0, ay0, ax1, ay1 = a.box
     bx0, by0, bx1, by1 = b.box
     height = max(ay1 - ay0, by1 - by0)
     overlap = min(ay1, by1) - max(ay0, by0)
     gap = bx0 - ax1
-    return a.line == b.line >= 0 and overlap > 0.5 * min(ay1 - ay0, by1 - by0) and 0 <= gap <= max_gap * height
+    return (a.line == b.line >= 0 and overlap > 0.5 * min(ay1 - ay0, by1 - by0)
+            and min_gap * height <= gap <= max_gap * height)
 
 
-def phrase_at(words: list[tuple[int, WordBox, str]], start: int, length: int
-              ) -> tuple[tuple[float, float, float, float], str] | None:
-    """The box and label of ``length`` words of one line starting at ``words[start]``: words that follow each
+def phrase_at(words: list[tuple[int, WordBox, str]], start: int, length: int) -> Pick | None:
+    """The boxes and label of ``length`` words of one line starting at ``words[start]``: words that follow each
     other on the page (none dropped between them), joined with one space; None where no such phrase exists."""
     run = words[start:start + length]
     if len(run) < length or length < 2:
@@ -205,10 +219,31 @@ def phrase_at(words: list[tuple[int, WordBox, str]], start: int, length: int
     label = " ".join(label for _, _, label in run)
     if len(label) > MAX_LABEL_LENGTH:
         return None
-    boxes = np.array([wb.box for _, wb, _ in run])
-    x0, y0 = boxes[:, :2].min(axis=0)
-    x1, y1 = boxes[:, 2:].max(axis=0)
-    return (float(x0), float(y0), float(x1), float(y1)), label
+    return Pick(tuple(wb.box for _, wb, _ in run), label)
+
+
+def spaces_are_blank(gray: np.ndarray, boxes_px: Sequence[tuple[float, float, float, float]],
+                     ink_contrast: int = 64) -> bool:
+    """True when every gap between consecutive word boxes (pixels of a grey page) has a column free of ink. The
+    text layer knows no rule-drawn glyphs: LaTeX's ``\\_`` is a rule, so "your_user_name" reaches it as three
+    words, and a label with spaces would teach the recognizer to read underscores (and hyphens drawn alike) as
+    spaces."""
+    a = np.array(boxes_px, dtype=float)
+    y0, y1 = int(math.floor(a[:, 1].min())), int(math.ceil(a[:, 3].max()))
+    x0, x1 = int(math.floor(a[:, 0].min())), int(math.ceil(a[:, 2].max()))
+    region = gray[max(0, y0):y1, max(0, x0):x1]
+    if region.size == 0:
+        return False
+    background = float(np.median(region))
+    for left, right in zip(a[:-1, 2], a[1:, 0]):
+        g0, g1 = int(math.ceil(left)) - max(0, x0), int(math.floor(right)) - max(0, x0)
+        gap = region[:, max(0, g0):max(0, g1)]
+        if gap.shape[1] == 0:
+            return False
+        inked = np.abs(gap.astype(np.int16) - background) > ink_contrast
+        if inked.any(axis=0).all():
+            return False
+    return True
 
 
 def crops_from_page(pdf: Path, page_index: int, rng: random.Random, dpi_range: tuple[float, float] = (70, 300),
@@ -241,14 +276,14 @@ def crops_from_page(pdf: Path, page_index: int, rng: random.Random, dpi_range: t
     starts = list(range(len(words)))
     if max_words is not None and len(starts) > max_words:
         starts = rng.sample(starts, max_words)
-    picks: list[tuple[tuple[float, float, float, float], str]] = []
+    picks: list[Pick] = []
     for start in starts:
         if phrase_share > 0 and rng.random() < phrase_share:
             phrase = phrase_at(words, start, rng.choice((2, 2, 3)))
             if phrase is not None:
                 picks.append(phrase)
         else:
-            picks.append((words[start][1].box, words[start][2]))
+            picks.append(Pick((words[start][1].box,), words[start][2]))
     if not picks:
         return []
     lo, hi = dpi_range
@@ -256,11 +291,16 @@ def crops_from_page(pdf: Path, page_index: int, rng: random.Random, dpi_range: t
     dpi = min(dpi, 3400 * 72.0 / max(pw.width_pt, pw.height_pt))  # huge pages (posters): cap the pixel size
     image = render_page(pdf, page_index, dpi)
     fx, fy = image.shape[1] / pw.width_pt, image.shape[0] / pw.height_pt  # pdftoppm rounds the pixel size
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if any(len(p.boxes) > 1 for p in picks) else None
     out = []
-    for (x0, y0, x1, y1), label in picks:
+    for pick in picks:
+        boxes_px = [(x0 * fx, y0 * fy, x1 * fx, y1 * fy) for x0, y0, x1, y1 in pick.boxes]
+        if gray is not None and len(boxes_px) > 1 and not spaces_are_blank(gray, boxes_px):
+            continue
+        x0, y0, x1, y1 = pick.box
         crop = cut_word(image, (x0 * fx, y0 * fy, x1 * fx, y1 * fy), rng, degrade_p)
         if crop is not None:
-            out.append((crop, label))
+            out.append((crop, pick.label))
     return out
 
 

@@ -9,8 +9,9 @@ Writes ``pdf_val`` (real words of the PDFs in the validation split, which traini
 sessions) and, since session 15, ``neighbours_val`` (the general profile, every crop cutting into a neighbour's
 letter or a rule at one or both ends, as annotated boxes and detectors cut words on a page; also outside the mean
 of 5) and, since session 17, ``phrases_val`` (2-3 words of a line of the validation PDFs in one crop, read with
-their spaces: what a detector's box of words set close together holds; outside the mean of 5). Fixed seeds and
-counts, so that two sessions' numbers compare; a folder that already holds its words is left as it is.
+their spaces: what a detector's box of words set close together holds; outside the mean of 5; since session 18
+cut under the stricter phrase rule of ``pdf_crops``, so session 17's phrases_val numbers do not compare). Fixed
+seeds and counts, so that two sessions' numbers compare; a folder that already holds its words is left as it is.
 Until session 9 the first three were built by hand with seeds not written down: numbers measured on these folders
 (session 10 on) are not comparable with earlier ones.
 """
