@@ -189,8 +189,12 @@ class Pick(NamedTuple):
 
     @property
     def box(self) -> tuple[float, float, float, float]:
-        a = np.array(self.boxes, dtype=float)
-        return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
+        return enclosing_box(self.boxes)
+
+
+def enclosing_box(boxes: Sequence[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    a = np.array(boxes, dtype=float)
+    return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
 
 
 def _same_line_neighbours(a: WordBox, b: WordBox, max_gap: float = 1.2, min_gap: float = 0.08) -> bool:
@@ -228,15 +232,14 @@ def spaces_are_blank(gray: np.ndarray, boxes_px: Sequence[tuple[float, float, fl
     text layer knows no rule-drawn glyphs: LaTeX's ``\\_`` is a rule, so "your_user_name" reaches it as three
     words, and a label with spaces would teach the recognizer to read underscores (and hyphens drawn alike) as
     spaces."""
-    a = np.array(boxes_px, dtype=float)
-    y0, y1 = int(math.floor(a[:, 1].min())), int(math.ceil(a[:, 3].max()))
-    x0, x1 = int(math.floor(a[:, 0].min())), int(math.ceil(a[:, 2].max()))
-    region = gray[max(0, y0):y1, max(0, x0):x1]
+    bx0, by0, bx1, by1 = enclosing_box(boxes_px)
+    x0, y0 = max(0, int(math.floor(bx0))), max(0, int(math.floor(by0)))
+    region = gray[y0:int(math.ceil(by1)), x0:int(math.ceil(bx1))]
     if region.size == 0:
         return False
     background = float(np.median(region))
-    for left, right in zip(a[:-1, 2], a[1:, 0]):
-        g0, g1 = int(math.ceil(left)) - max(0, x0), int(math.floor(right)) - max(0, x0)
+    for (_, _, left, _), (right, _, _, _) in zip(boxes_px, boxes_px[1:]):
+        g0, g1 = int(math.ceil(left)) - x0, int(math.floor(right)) - x0
         gap = region[:, max(0, g0):max(0, g1)]
         if gap.shape[1] == 0:
             return False
@@ -295,10 +298,9 @@ def crops_from_page(pdf: Path, page_index: int, rng: random.Random, dpi_range: t
     out = []
     for pick in picks:
         boxes_px = [(x0 * fx, y0 * fy, x1 * fx, y1 * fy) for x0, y0, x1, y1 in pick.boxes]
-        if gray is not None and len(boxes_px) > 1 and not spaces_are_blank(gray, boxes_px):
+        if len(boxes_px) > 1 and not spaces_are_blank(gray, boxes_px):
             continue
-        x0, y0, x1, y1 = pick.box
-        crop = cut_word(image, (x0 * fx, y0 * fy, x1 * fx, y1 * fy), rng, degrade_p)
+        crop = cut_word(image, enclosing_box(boxes_px), rng, degrade_p)
         if crop is not None:
             out.append((crop, pick.label))
     return out
