@@ -146,6 +146,46 @@ def test_neighbours_are_cut_by_the_crop_edge() -> None:
     assert set(shares.values()) == {0.0}
 
 
+def test_thermal_profile_squeezes_narrow_faces_in_grey_ink() -> None:
+    """Till receipts: monospaced or condensed faces, grey ink at least 60 levels below white paper, and a line
+    squeezed to 0.6 of its width keeps its layout on the squeezed ink."""
+    from ocrapp.training.data.synth_words import _scale_width
+
+    renderer = WordRenderer(PROFILES["thermal"], seed=11)
+    narrow = renderer.narrow_faces()
+    names = [f.path.stem for f in narrow]
+    assert any("Mono" in n for n in names) and any("Narrow" in n or "Condensed" in n for n in names)
+    assert not any(n.startswith(("Caladea", "URWBookman")) for n in names)  # held-out families stay out
+    for _ in range(50):
+        ink, paper = renderer._receipt_colors()
+        assert len(set(ink)) == len(set(paper)) == 1 and paper[0] >= 215 and paper[0] - ink[0] >= 60
+    face = next(f for f in narrow if "Mono" in f.path.stem)
+    image, layout = renderer._draw("HHHHHH", renderer._font(face, 40), (0, 0, 0), (255, 255, 255))
+    squeezed, squeezed_layout = _scale_width(image, layout, 0.6)
+
+    def ink_span(img: np.ndarray) -> tuple[int, int]:
+        cols = np.flatnonzero((img[..., 0] < 128).any(axis=0))
+        return int(cols[0]), int(cols[-1]) + 1
+
+    (l0, r0), (l1, r1) = ink_span(image), ink_span(squeezed)
+    assert abs((r1 - l1) - 0.6 * (r0 - l0)) <= 2 and squeezed.shape[0] == image.shape[0]
+    assert squeezed_layout.left <= l1 + 2 and squeezed_layout.left + squeezed_layout.width >= r1 - 2
+    assert squeezed_layout.width == pytest.approx(0.6 * layout.width)
+    assert PROFILES["thermal"].narrow_face_share > 0 == PROFILES["receipts"].narrow_face_share
+    # marked zeros: ink inside each zero's counter, none added to the other letters
+    font = renderer._font(face, 40)
+    plain, _ = renderer._draw("0O0", font, (0, 0, 0), (255, 255, 255))
+    counter_ink = []
+    for mark in ("slash", "dot"):
+        marked, layout = renderer._draw("0O0", font, (0, 0, 0), (255, 255, 255), zero_mark=mark)
+        added = (marked[..., 0] < 128) & ~(plain[..., 0] < 128)
+        cols = np.flatnonzero(added.any(axis=0)) - layout.left
+        advance = font.getlength("0")
+        assert len(cols) and set((cols // advance).astype(int).tolist()) <= {0, 2}
+        counter_ink.append(int(added.sum()))
+    assert min(counter_ink) > 0
+
+
 def _debian_like_pdf_root(root: Path) -> Path:
     """An unpacked-package folder as pdf_crops leaves it (``<package>/.unpacked``) with one training-split PDF."""
     fpdf = pytest.importorskip("fpdf")

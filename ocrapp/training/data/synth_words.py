@@ -50,6 +50,13 @@ class RenderConfig:
     # Crops that cut into what stands beside the word on its page (the last letter of the word before, the first
     # of the word after, a table's rule), as annotated boxes and detectors cut them; the label stays the word.
     neighbour_share: float = 0.0
+    # Till receipts (SROIE's kind): a monospaced or narrow face, its glyphs squeezed or stretched as a thermal
+    # printer's font is, in grey ink that fades on white paper.
+    narrow_face_share: float = 0.0
+    condense_share: float = 0.0
+    receipt_paper_share: float = 0.0
+    # Printer and terminal faces mark their zeros (a slash or a dot inside) to tell them from "O".
+    marked_zero_share: float = 0.0
 
 
 # Characters that end or begin a neighbouring word, of which a crop catches a sliver.
@@ -64,7 +71,12 @@ PROFILES = {
                              neighbour_share=0.1),
     "scans": RenderConfig(upper_share=0.3, field_share=0.15, binarised_scan_share=0.6, typewriter_share=0.4,
                           neighbour_share=0.3),
+    "thermal": RenderConfig(upper_share=0.7, field_share=0.35, dot_matrix_share=0.05, pixel_print_share=0.35,
+                            neighbour_share=0.05, narrow_face_share=0.7, condense_share=0.5,
+                            receipt_paper_share=0.8, marked_zero_share=0.35),
 }
+# Face names of the narrow (condensed) document faces.
+NARROW_NAME_PARTS = ("Narrow", "Condensed", "Cond")
 
 
 class WordRenderer:
@@ -80,6 +92,7 @@ class WordRenderer:
                                    field_share=cfg.field_share)
         self._font_cache: dict[tuple[Path, int], ImageFont.FreeTypeFont] = {}
         self._fixed_pitch: tuple[FontFace, ...] | None = None
+        self._narrow: tuple[FontFace, ...] | None = None
 
     def _font(self, face: FontFace, size: int) -> ImageFont.FreeTypeFont:
         key = (face.path, size)
@@ -97,6 +110,13 @@ class WordRenderer:
                 return len({font.getlength(c) for c in "iMW.1m"}) == 1
             self._fixed_pitch = tuple(f for f in self.fonts if fixed(f))
         return self._fixed_pitch
+
+    def narrow_faces(self) -> tuple[FontFace, ...]:
+        """Monospaced and condensed faces: the shapes of till-receipt printer fonts."""
+        if self._narrow is None:
+            narrow = tuple(f for f in self.fonts if any(part in f.path.stem for part in NARROW_NAME_PARTS))
+            self._narrow = self.fixed_pitch_faces() + narrow
+        return self._narrow
 
     def sample(self) -> tuple[np.ndarray, str]:
         for _ in range(50):
@@ -121,6 +141,11 @@ class WordRenderer:
             ink = tuple(self.rng.randint(190, 255) for _ in range(3))
         return ink, paper
 
+    def _receipt_colors(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Grey ink, from fresh to faded, on white or slightly grey thermal paper."""
+        paper = (self.rng.randint(215, 255),) * 3
+        return (self.rng.randint(0, min(170, paper[0] - 60)),) * 3, paper
+
     def _chance(self, share: float) -> bool:
         """Whether a print style or degradation of this ``share`` happens; a share of 0 draws no random number,
         so adding a style leaves the renders of configurations without it unchanged."""
@@ -131,13 +156,21 @@ class WordRenderer:
         typewriter = not pixel_print and self._chance(self.cfg.typewriter_share)
         # a bitmap printer's glyphs are small: 13-26 dots per em
         size = self.rng.randint(13, 26) if pixel_print else self.rng.randint(18, 56)
-        ink, paper = self._colors()
+        ink, paper = self._receipt_colors() if self._chance(self.cfg.receipt_paper_share) else self._colors()
+        if self._chance(self.cfg.narrow_face_share):
+            narrow = [f for f in self.narrow_faces() if f.covers(text)]
+            face = self.rng.choice(narrow) if narrow else face
         if typewriter:
             fixed = [f for f in self.fixed_pitch_faces() if f.covers(text)]
             face = self.rng.choice(fixed) if fixed else face
         font = self._font(face, size)
+        zero_mark = None
+        if "0" in text and face in self.fixed_pitch_faces() and self._chance(self.cfg.marked_zero_share):
+            zero_mark = self.rng.choice(("slash", "dot"))
         image, layout = (self._draw_typewritten(text, font, ink, paper) if typewriter
-                         else self._draw(text, font, ink, paper, pixel_print))
+                         else self._draw(text, font, ink, paper, pixel_print, zero_mark))
+        if self._chance(self.cfg.condense_share):
+            image, layout = _scale_width(image, layout, self.rng.uniform(0.6, 1.25))
         if not pixel_print and self._chance(self.cfg.neighbour_share):
             image, layout = self._add_neighbours(image, layout, font, ink)
         if not (pixel_print or typewriter) and self._chance(self.cfg.dot_matrix_share):
@@ -168,9 +201,10 @@ class WordRenderer:
         return cv2.cvtColor(cv2.resize(bw, (w, h), interpolation=interpolation), cv2.COLOR_GRAY2RGB)
 
     def _draw(self, text: str, font: ImageFont.FreeTypeFont, ink: tuple[int, ...], paper: tuple[int, ...],
-              pixel_print: bool = False) -> tuple[np.ndarray, "_Layout"]:
+              pixel_print: bool = False, zero_mark: str | None = None) -> tuple[np.ndarray, "_Layout"]:
         """The text on a canvas with a margin of one font size. ``pixel_print``: drawn without anti-aliasing, as a
-        bitmap printer sets its dots, then enlarged 1.4-3.2 times with nearest-neighbour sampling."""
+        bitmap printer sets its dots, then enlarged 1.4-3.2 times with nearest-neighbour sampling. ``zero_mark``
+        ("slash" or "dot", fixed-pitch faces only: letters sit at multiples of the advance) marks every zero."""
         size = int(font.size)
         x0, _, x1, _ = font.getbbox(text)
         tw = max(1, x1 - x0)
@@ -184,6 +218,8 @@ class WordRenderer:
             y = margin + ascent + descent + self.rng.randint(0, 4)
             draw.line([(0, y), (canvas.width, y)], fill=ink, width=self.rng.randint(1, 2))
         draw.text((margin - x0, margin), text, font=font, fill=ink)
+        if zero_mark:
+            _mark_zeros(draw, text, font, (margin - x0, margin), ink, zero_mark)
         image = np.asarray(canvas)
         scale = 1.0
         if pixel_print:
@@ -352,6 +388,33 @@ class _Layout:
     @property
     def line_height(self) -> float:
         return self.ascent + self.descent
+
+
+def _mark_zeros(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, origin: tuple[int, int],
+                ink: tuple[int, ...], mark: str) -> None:
+    """A slash or a dot inside each "0" of a line drawn at ``origin`` in a fixed-pitch ``font``."""
+    gx0, gy0, gx1, gy1 = font.getbbox("0")
+    w, h = gx1 - gx0, gy1 - gy0
+    stroke = max(1, round(0.12 * w))
+    for i, ch in enumerate(text):
+        if ch != "0":
+            continue
+        left, top = origin[0] + font.getlength(text[:i]) + gx0, origin[1] + gy0
+        if mark == "slash":
+            draw.line([(left + 0.25 * w, top + 0.8 * h), (left + 0.75 * w, top + 0.2 * h)], fill=ink, width=stroke)
+        else:
+            r = max(1.0, 0.12 * w)
+            cx, cy = left + w / 2, top + h / 2
+            draw.ellipse([(cx - r, cy - r), (cx + r, cy + r)], fill=ink)
+
+
+def _scale_width(image: np.ndarray, layout: _Layout, factor: float) -> tuple[np.ndarray, _Layout]:
+    """The drawn line squeezed (factor < 1) or stretched horizontally, its layout alike."""
+    h, w = image.shape[:2]
+    scaled = cv2.resize(image, (max(2, round(w * factor)), h), interpolation=cv2.INTER_AREA)
+    clip = lambda x: None if x is None else x * factor  # noqa: E731
+    return scaled, replace(layout, left=layout.left * factor, width=layout.width * factor,
+                           clip_left=clip(layout.clip_left), clip_right=clip(layout.clip_right))
 
 
 def render_batch(cfg: RenderConfig, seed: int, count: int) -> tuple[np.ndarray, list[str]]:
