@@ -209,17 +209,18 @@ def _debian_like_pdf_root(root: Path) -> Path:
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     pdfs = _debian_like_pdf_root(tmp_path / "debian")
-    mix = DataMix(workers=4, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1, words=600,
-                  pdf_root=pdfs, pdf_workers=1, pdf_share=0.25)
+    mix = DataMix(workers=5, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1,
+                  thermal_workers=1, thermal_share=0.1, words=600, pdf_root=pdfs, pdf_workers=1, pdf_share=0.25)
     report = run(out=tmp_path / "out", minutes=0.6, work=tmp_path / "work", mix=mix, batch_size=16,
                  config="clip4str-tiny", init=None)
     files = sorted((tmp_path / "out").glob("*.safetensors*"))
     assert files and all(f.stat().st_size <= 16 * 2**20 for f in files)
     assert report["steps"] > 0 and set(report["exact_accuracy"]) == {"val", "held_out_fonts"}
-    # one data engine per source, all feeding the batches: general, receipts and scan words, real PDF words
-    assert report["data_weights"] == pytest.approx({"synth": 0.4, "synth_receipts": 0.25, "synth_scans": 0.1,
-                                                    "pdf": 0.25})
-    assert all(report["words_rendered"][name] > 0 for name in ("synth", "synth_receipts", "synth_scans", "pdf"))
+    # one data engine per source, all feeding the batches: general, receipts, scan and thermal words, real PDF words
+    assert report["data_weights"] == pytest.approx({"synth": 0.3, "synth_receipts": 0.25, "synth_scans": 0.1,
+                                                    "synth_thermal": 0.1, "pdf": 0.25})
+    assert all(report["words_rendered"][name] > 0
+               for name in ("synth", "synth_receipts", "synth_scans", "synth_thermal", "pdf"))
     receipt_shards = list_shards(tmp_path / "work" / "synth_receipts")
     receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in receipt_shards)
     assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)

@@ -67,6 +67,8 @@ class DataMix:
     receipt_share: float = 0.2  # of each batch, once receipt shards exist
     scan_workers: int = 0  # of which render the "scans" profile
     scan_share: float = 0.1
+    thermal_workers: int = 0  # of which render the "thermal" profile (till receipts, session 19)
+    thermal_share: float = 0.1
     words: int = 3_000_000
     pdf_root: Path | None = None  # unpacked Debian PDFs (scripts/gpu_pack.py --model recognizer)
     pdf_workers: int = 0  # of which cut real-word crops from them
@@ -85,11 +87,12 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
     build_cache(held_dir, 1000, 1, shard_size=1000, seed=525252, cfg=RenderConfig(held_out_fonts=True))
     pdf_dir = work / "pdf"
     pdf_workers = mix.pdf_workers if mix.pdf_root is not None else 0
-    general_workers = max(1, mix.workers - mix.receipt_workers - mix.scan_workers - pdf_workers)
+    general_workers = max(1, mix.workers - mix.receipt_workers - mix.scan_workers - mix.thermal_workers - pdf_workers)
     producers = [_start_renderer(train_dir, general_workers, mix.words, seed=7)]
     data, weights = [train_dir], [1.0]
     for profile, workers, share, seed in (("receipts", mix.receipt_workers, mix.receipt_share, 8),
-                                          ("scans", mix.scan_workers, mix.scan_share, 9)):
+                                          ("scans", mix.scan_workers, mix.scan_share, 9),
+                                          ("thermal", mix.thermal_workers, mix.thermal_share, 10)):
         if workers > 0:
             folder = work / f"synth_{profile}"
             producers.append(_start_renderer(folder, workers, mix.words, seed=seed, profile=profile))
@@ -147,6 +150,9 @@ def main() -> None:
     p.add_argument("--scan-workers", type=int, default=None,
                    help="of which render the scans profile (default: an eighth of them, none below 8)")
     p.add_argument("--scan-share", type=float, default=0.1)
+    p.add_argument("--thermal-workers", type=int, default=None,
+                   help="of which render the thermal (till receipt) profile (default: an eighth of them, none below 8)")
+    p.add_argument("--thermal-share", type=float, default=0.1)
     p.add_argument("--pdf-root", type=Path, default=None, help="unpacked Debian PDFs to cut real-word crops from")
     p.add_argument("--pdf-workers", type=int, default=None, help="of the workers (default: a third with --pdf-root)")
     p.add_argument("--pdf-share", type=float, default=0.4)
@@ -161,8 +167,9 @@ def main() -> None:
     receipt_workers = a.receipt_workers if a.receipt_workers is not None else (a.workers // 4 if a.workers >= 4 else 0)
     scan_workers = a.scan_workers if a.scan_workers is not None else a.workers // 8
     pdf_workers = a.pdf_workers if a.pdf_workers is not None else (max(1, a.workers // 3) if a.pdf_root else 0)
-    mix = DataMix(a.workers, receipt_workers, a.receipt_share, scan_workers, a.scan_share, a.words, a.pdf_root,
-                  pdf_workers, a.pdf_share)
+    thermal_workers = a.thermal_workers if a.thermal_workers is not None else a.workers // 8
+    mix = DataMix(a.workers, receipt_workers, a.receipt_share, scan_workers, a.scan_share, thermal_workers,
+                  a.thermal_share, a.words, a.pdf_root, pdf_workers, a.pdf_share)
     print(json.dumps(run(a.out, a.minutes, a.work, mix, a.batch_size, a.config, init, a.anneal_share), indent=2))
 
 
