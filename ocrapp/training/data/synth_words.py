@@ -75,8 +75,8 @@ PROFILES = {
                             neighbour_share=0.05, narrow_face_share=0.7, condense_share=0.5,
                             receipt_paper_share=0.8, marked_zero_share=0.35),
 }
-# Face names of the narrow (condensed) document faces.
-NARROW_NAME_PARTS = ("Narrow", "Condensed", "Cond")
+# Face names of the narrow (condensed) document faces ("Cond" also finds "Condensed").
+NARROW_NAME_PARTS = ("Narrow", "Cond")
 
 
 class WordRenderer:

@@ -87,12 +87,13 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
     build_cache(held_dir, 1000, 1, shard_size=1000, seed=525252, cfg=RenderConfig(held_out_fonts=True))
     pdf_dir = work / "pdf"
     pdf_workers = mix.pdf_workers if mix.pdf_root is not None else 0
-    general_workers = max(1, mix.workers - mix.receipt_workers - mix.scan_workers - mix.thermal_workers - pdf_workers)
+    profiles = (("receipts", mix.receipt_workers, mix.receipt_share, 8),
+                ("scans", mix.scan_workers, mix.scan_share, 9),
+                ("thermal", mix.thermal_workers, mix.thermal_share, 10))
+    general_workers = max(1, mix.workers - sum(workers for _, workers, _, _ in profiles) - pdf_workers)
     producers = [_start_renderer(train_dir, general_workers, mix.words, seed=7)]
     data, weights = [train_dir], [1.0]
-    for profile, workers, share, seed in (("receipts", mix.receipt_workers, mix.receipt_share, 8),
-                                          ("scans", mix.scan_workers, mix.scan_share, 9),
-                                          ("thermal", mix.thermal_workers, mix.thermal_share, 10)):
+    for profile, workers, share, seed in profiles:
         if workers > 0:
             folder = work / f"synth_{profile}"
             producers.append(_start_renderer(folder, workers, mix.words, seed=seed, profile=profile))
