@@ -15,7 +15,7 @@ from ocrapp.recognition.charset import DOCUMENT_CHARSET, CharTokenizer
 from ocrapp.recognition.clip4str.config import CONFIGS, Clip4StrConfig
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.clip4str.modules import IncrementalDecoding
-from ocrapp.recognition.long_crops import (JOIN_OVERLAP, SplitConfig, blank_columns, ink_mask, join_reads,
+from ocrapp.recognition.long_crops import (JOIN_NONE, JOIN_OVERLAP, SplitConfig, blank_columns, ink_mask, join_reads,
                                           split_long_crop)
 from ocrapp.recognition.predictor import Recognizer, RecognizerConfig
 from ocrapp.recognition.preprocess import images_to_tensor
@@ -298,6 +298,29 @@ def test_a_long_crop_is_also_read_cut_only_at_sure_spaces(monkeypatch: pytest.Mo
                                                               sure_space_alternative=False))
     monkeypatch.setattr(off, "_read_pieces", fake_reads(0.99))
     assert off.read([crop])[0][0] == " ".join(["ab"] * 12)
+
+
+def test_a_line_whose_spaces_are_not_sure_is_not_read_with_its_words_glued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten words, letter gaps of 1 px, word spaces of 4 px (0.4 text heights: real, not sure). Cut only at sure
+    spaces the line is one word, cut at its widest gaps (word spaces) and joined with nothing; when its pieces are
+    read with spaces in them, they were runs of words and that plan is not taken. A long word without spaces (a
+    path, a URL) still is."""
+    blocks = [block for w in range(10) for block in _letters(2 + 31 * w, 4, width=6, gap=1)]
+    crop = _ink_blocks(20, blocks, 2 + 31 * 10)
+    sure_pieces, sure_joins = split_long_crop(crop, sure_spaces=True)
+    assert len(sure_pieces) > 1 and set(sure_joins[1:]) == {JOIN_NONE}
+    assert all(p.shape[1] > 40 for p in sure_pieces) and all(p.shape[1] <= 40 for p in split_long_crop(crop)[0])
+    rec = Recognizer(Clip4Str(TINY), torch.device("cpu"), RecognizerConfig(reread_below=None, lexicon=None))
+
+    def fake_reads(run_of_words: str):
+        def read_pieces(pieces):  # a piece of the sure plan reads ``run_of_words`` at 0.99, a word "ab" at 0.9
+            return [(run_of_words, 0.99) if p.shape[1] > 40 else ("ab", 0.9) for p in pieces]
+        return read_pieces
+
+    monkeypatch.setattr(rec, "_read_pieces", fake_reads("ab ab ab"))
+    assert rec.read([crop])[0][0] == " ".join(["ab"] * 10)
+    monkeypatch.setattr(rec, "_read_pieces", fake_reads("ab/ab/ab"))
+    assert rec.read([crop])[0][0] == "ab/ab/ab" * len(sure_pieces)
 
 
 def test_a_space_read_where_the_crop_has_no_gap_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,6 +176,17 @@ def merge_overlapping(left: str, right: str) -> str:
     return left + right
 
 
+def glues_spaced_reads(reads: Sequence[str], joins: Sequence[str]) -> bool:
+    """Whether a piece read with a space in it is joined to a neighbour with nothing: the word it belongs to was
+    cut at its widest gaps, and a word that holds a space was a run of words whose spaces were too narrow to be
+    sure, so the cuts at its widest gaps were word spaces too ("very complicated" + "data" read "complicateddata")."""
+    for k, read in enumerate(reads):
+        glued = (k > 0 and joins[k] == JOIN_NONE) or (k + 1 < len(reads) and joins[k + 1] == JOIN_NONE)
+        if glued and " " in read.strip():
+            return True
+    return False
+
+
 def join_reads(reads: Sequence[str], joins: Sequence[str]) -> str:
     """The crop's text from its pieces' reads; runs of spaces (a read ending or starting in one) become one."""
     text = reads[0] if reads else ""

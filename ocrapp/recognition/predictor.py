@@ -13,7 +13,8 @@ from ocrapp import accel
 from ocrapp.models_registry import default_lexicon_path, default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, apply_corrections, in_listed_language, propose
-from ocrapp.recognition.long_crops import JOIN_NONE, SplitConfig, has_space_gap, join_reads, split_long_crop
+from ocrapp.recognition.long_crops import (JOIN_NONE, SplitConfig, glues_spaced_reads, has_space_gap, join_reads,
+                                           split_long_crop)
 from ocrapp.recognition.preprocess import images_to_tensor, resize_crop, widen_margin
 from ocrapp.recognition.weights import load_recognizer
 
@@ -182,6 +183,8 @@ class Recognizer:
             reads = [drop_gapless_spaces(piece, next(results), self.cfg.min_space_gap) for piece in pieces]
             conf = float(np.prod([c for _, c in reads])) if reads else 0.0
             score = conf ** (1 / len(reads)) if per_piece[i] and reads else conf
+            if out[i] is not None and glues_spaced_reads([t for t, _ in reads], joins):
+                continue  # an alternative that glued words whose spaces were not sure (the first plan always counts)
             if score > best[i]:
                 out[i], best[i] = (join_reads([t for t, _ in reads], joins), conf), score
         return out
@@ -191,7 +194,9 @@ class Recognizer:
         wide letter gap (typewriter "l i", a digit "1") can pass for a space, and the model sees the difference;
         a longer one is also read cut only at sure spaces (the line's own split of its gaps takes a monospaced
         face's letter gaps for spaces: "\\usepackage[l i ght]"), the two compared by their pieces' geometric mean
-        confidence, since a product favours fewer pieces and glued words read confidently ("resortto"). A crop
+        confidence, since a product favours fewer pieces and glued words read confidently ("resortto"); that plan
+        is dropped where a piece it joined to another with nothing reads as several words (``glues_spaced_reads``:
+        a line whose spaces are too narrow to be sure is one "word" to it, cut at its widest gaps). A crop
         much taller than wide may hold vertical text: it is also read turned a quarter both ways."""
         h, w = crop.shape[:2]
         if num_pieces > 1 and w <= self.cfg.split.max_aspect * h:
