@@ -207,6 +207,33 @@ def _debian_like_pdf_root(root: Path) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
+def test_crops_are_blurred_on_the_fly_at_the_chosen_share() -> None:
+    """A share of a batch is smeared (a horizontal motion kernel is one row; defocus and smear both lower the
+    crops' sharpness), the rest and the cached array are left as they were."""
+    import cv2
+
+    from ocrapp.training.data.crop_blur import CropBlurConfig, blur_batch, motion_kernel
+
+    kernel = motion_kernel(7, 0.0)
+    assert kernel.sum() == pytest.approx(1.0) and np.count_nonzero(kernel.sum(axis=1)) == 1
+    assert np.count_nonzero(motion_kernel(7, 90.0).sum(axis=0)) == 1  # turned upright: one column
+    dots = np.full((32, 128, 3), 255, np.uint8)
+    dots[8:24:4, ::4] = 0  # ink dots 4 px apart: a smear in any direction blurs them
+    images = np.stack([dots] * 400)
+    cached = images.copy()
+
+    def sharpness(img: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+    for motion_share in (0.0, 1.0):
+        out = blur_batch(images, np.random.default_rng(1), CropBlurConfig(share=0.25, motion_share=motion_share))
+        changed = [i for i in range(len(out)) if not np.array_equal(out[i], images[i])]
+        assert 60 <= len(changed) <= 140  # about a quarter
+        assert all(sharpness(out[i]) < 0.7 * sharpness(dots) for i in changed)
+    assert np.array_equal(images, cached)
+    assert blur_batch(images, np.random.default_rng(1), CropBlurConfig(share=0.0)) is images
+
+
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     pdfs = _debian_like_pdf_root(tmp_path / "debian")
     mix = DataMix(workers=5, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1,
@@ -241,7 +268,7 @@ def test_two_cpu_workers_train_one_model_and_resume(tmp_path: Path) -> None:
 
     build_cache(tmp_path / "data", count=200, workers=1, shard_size=100, seed=5)
     cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], out=tmp_path / "run", batch_size=16,
-                      minutes=0.15, threads=1, workers=2, warmup_steps=5, eval_every=10**6)
+                      minutes=0.15, threads=1, workers=2, warmup_steps=5, eval_every=10**6, blur_share=0.3)
     train_data_parallel(cfg)
     first = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
     assert first["step"] > 0 and first["seen"] == first["step"] * 16  # the global batch, 8 per worker

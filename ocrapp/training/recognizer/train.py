@@ -27,6 +27,7 @@ from ocrapp.recognition.clip4str.config import CONFIGS, Clip4StrConfig
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.preprocess import images_to_tensor
 from ocrapp.recognition.weights import load_recognizer
+from ocrapp.training.data.crop_blur import CropBlurConfig, blur_batch
 from ocrapp.training.data.shards import ShardStream, list_shards, load_shard
 from ocrapp.training.recognizer.system import PermutationSampler, PsmConfig, parameter_groups, psm_loss
 from ocrapp.training.stop import SigtermStop
@@ -63,6 +64,8 @@ class TrainConfig:
     # (a warm-up/stable/decay schedule across sessions): last.pt keeps the state from before the decay, which the
     # next run resumes, and the decayed state goes to annealed.pt (best.pt picks the best of either).
     anneal_minutes: float = 0.0
+    # Share of the crops of each batch blurred on the fly (defocus or motion smear, ``data.crop_blur``).
+    blur_share: float = 0.0
 
 
 def lr_factor(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
@@ -235,6 +238,7 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
     stream = iter(ShardStream(cfg.data, local_batch, cfg.data_weights, seed=cfg.seed + step + 7919 * rank,
                               max_label_length=model_cfg.max_label_length))
     sampler = PermutationSampler(PsmConfig(), seed=cfg.seed + step + 7919 * rank)
+    blur_cfg, blur_rng = CropBlurConfig(share=cfg.blur_share), np.random.default_rng(cfg.seed + step + 7919 * rank)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     t_start, t_save = time.time(), time.time()
@@ -273,6 +277,7 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
                       flush=True)
             save_path = cfg.out / "annealed.pt"
         images, labels = next(stream)
+        images = blur_batch(images, blur_rng, blur_cfg)
         x = images_to_tensor(images, model_cfg, device)
         decay = anneal.factor(step, cfg.min_lr_ratio) if anneal else 1.0
         for group in opt.param_groups:
@@ -374,6 +379,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="decay the learning rate over the last M minutes (decayed state: OUT/annealed.pt)")
     p.add_argument("--add-image-pos-embed", action="store_true",
                    help="give a resumed/initial model trained without it the image-token position embedding")
+    p.add_argument("--blur-share", type=float, default=defaults.blur_share,
+                   help="share of each batch's crops blurred on the fly (defocus or motion smear)")
     p.add_argument("--seed", type=int, default=defaults.seed,
                    help="seeds the data order and permutations (two fine-tunes of one file can then be averaged)")
     a = p.parse_args(argv)
@@ -382,7 +389,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        total_steps=a.total_steps, warmup_steps=a.warmup_steps, eval_every=a.eval_every,
                        val_limit=a.val_limit, device=a.device,
                        text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers,
-                       add_image_pos_embed=a.add_image_pos_embed, anneal_minutes=a.anneal_minutes, seed=a.seed)
+                       add_image_pos_embed=a.add_image_pos_embed, anneal_minutes=a.anneal_minutes, seed=a.seed,
+                       blur_share=a.blur_share)
 
 
 if __name__ == "__main__":
