@@ -237,12 +237,14 @@ def test_crops_are_blurred_on_the_fly_at_the_chosen_share() -> None:
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     pdfs = _debian_like_pdf_root(tmp_path / "debian")
     mix = DataMix(workers=5, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1,
-                  thermal_workers=1, thermal_share=0.1, words=600, pdf_root=pdfs, pdf_workers=1, pdf_share=0.25)
+                  thermal_workers=1, thermal_share=0.1, words=600, pdf_root=pdfs, pdf_workers=1, pdf_share=0.25,
+                  blur_share=0.2)
     report = run(out=tmp_path / "out", minutes=0.6, work=tmp_path / "work", mix=mix, batch_size=16,
                  config="clip4str-tiny", init=None)
     files = sorted((tmp_path / "out").glob("*.safetensors*"))
     assert files and all(f.stat().st_size <= 16 * 2**20 for f in files)
     assert report["steps"] > 0 and set(report["exact_accuracy"]) == {"val", "held_out_fonts"}
+    assert report["blur_share"] == 0.2
     # one data engine per source, all feeding the batches: general, receipts, scan and thermal words, real PDF words
     assert report["data_weights"] == pytest.approx({"synth": 0.3, "synth_receipts": 0.25, "synth_scans": 0.1,
                                                     "synth_thermal": 0.1, "pdf": 0.25})

@@ -74,6 +74,7 @@ class DataMix:
     pdf_workers: int = 0  # of which cut real-word crops from them
     pdf_share: float = 0.4
     pdf_phrase_share: float = 0.25  # of the PDF crops: 2-3 words of a line, read with their spaces (session 17)
+    blur_share: float = 0.25  # of each batch, blurred as drawn (defocus or motion smear, data.crop_blur; session 20)
 
 
 def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, config: str, init: Path | None,
@@ -113,7 +114,8 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
                       batch_size=batch_size, minutes=remaining, threads=max(1, (os.cpu_count() or 2) - mix.workers),
                       eval_every=250, init_weights=init, lr=(4e-4 if init else 7e-4) * (batch_size / 512) ** 0.5,
                       warmup_steps=100 if init else 200,
-                      total_steps=4000 if init is None else 10**9, anneal_minutes=anneal_share * remaining)
+                      total_steps=4000 if init is None else 10**9, anneal_minutes=anneal_share * remaining,
+                      blur_share=mix.blur_share)
     try:
         best = train(cfg)
     finally:
@@ -132,7 +134,7 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
               "words_rendered": {d.name: sum(len(p.with_suffix(".txt").read_text().splitlines())
                                              for p in list_shards(d)) for d in data},
               "data_weights": dict(zip([d.name for d in data], weights)), "lr": cfg.lr,
-              "anneal_minutes": round(cfg.anneal_minutes, 2), "batch_size": batch_size,
+              "anneal_minutes": round(cfg.anneal_minutes, 2), "batch_size": batch_size, "blur_share": cfg.blur_share,
               "exact_accuracy": scores, "init_exact_accuracy": baseline, "init": str(cfg.init_weights),
               "files": [p.name for p in files]}
     (out / "recognizer_report.json").write_text(json.dumps(report, indent=2))
@@ -157,6 +159,8 @@ def main() -> None:
     p.add_argument("--pdf-root", type=Path, default=None, help="unpacked Debian PDFs to cut real-word crops from")
     p.add_argument("--pdf-workers", type=int, default=None, help="of the workers (default: a third with --pdf-root)")
     p.add_argument("--pdf-share", type=float, default=0.4)
+    p.add_argument("--blur-share", type=float, default=DataMix(0).blur_share,
+                   help="share of each batch blurred as it is drawn (defocus or motion smear)")
     p.add_argument("--anneal-share", type=float, default=0.4, help="share of the training time spent decaying")
     p.add_argument("--words", type=int, default=3_000_000)
     # 512 ran at 840 samples/s on an H100 (launch-bound: the loss loops over label-length groups and permutations)
@@ -170,7 +174,7 @@ def main() -> None:
     pdf_workers = a.pdf_workers if a.pdf_workers is not None else (max(1, a.workers // 3) if a.pdf_root else 0)
     thermal_workers = a.thermal_workers if a.thermal_workers is not None else a.workers // 8
     mix = DataMix(a.workers, receipt_workers, a.receipt_share, scan_workers, a.scan_share, thermal_workers,
-                  a.thermal_share, a.words, a.pdf_root, pdf_workers, a.pdf_share)
+                  a.thermal_share, a.words, a.pdf_root, pdf_workers, a.pdf_share, blur_share=a.blur_share)
     print(json.dumps(run(a.out, a.minutes, a.work, mix, a.batch_size, a.config, init, a.anneal_share), indent=2))
 
 
