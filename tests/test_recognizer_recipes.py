@@ -206,7 +206,6 @@ def _debian_like_pdf_root(root: Path) -> Path:
     return root
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_crops_are_blurred_on_the_fly_at_the_chosen_share() -> None:
     """A share of a batch is smeared (a horizontal motion kernel is one row; defocus and smear both lower the
     crops' sharpness), the rest and the cached array are left as they were."""
@@ -234,6 +233,7 @@ def test_crops_are_blurred_on_the_fly_at_the_chosen_share() -> None:
     assert blur_batch(images, np.random.default_rng(1), CropBlurConfig(share=0.0)) is images
 
 
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     pdfs = _debian_like_pdf_root(tmp_path / "debian")
     mix = DataMix(workers=5, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1,

@@ -183,10 +183,11 @@ class Recognizer:
             reads = [drop_gapless_spaces(piece, next(results), self.cfg.min_space_gap) for piece in pieces]
             conf = float(np.prod([c for _, c in reads])) if reads else 0.0
             score = conf ** (1 / len(reads)) if per_piece[i] and reads else conf
-            if out[i] is not None and glues_spaced_reads([t for t, _ in reads], joins):
+            texts = [t for t, _ in reads]
+            if out[i] is not None and glues_spaced_reads(texts, joins):
                 continue  # an alternative that glued words whose spaces were not sure (the first plan always counts)
             if score > best[i]:
-                out[i], best[i] = (join_reads([t for t, _ in reads], joins), conf), score
+                out[i], best[i] = (join_reads(texts, joins), conf), score
         return out
 
     def _alternatives(self, crop: np.ndarray, num_pieces: int) -> list[tuple[list[np.ndarray], list[str]]]:

@@ -235,10 +235,11 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
         (cfg.out / "train_config.json").write_text(json.dumps(asdict(cfg), default=str, indent=2))
     val_sets = load_val_sets(cfg.val, cfg.val_limit) if lead else {}
     local_batch = max(1, cfg.batch_size // world)
-    stream = iter(ShardStream(cfg.data, local_batch, cfg.data_weights, seed=cfg.seed + step + 7919 * rank,
+    data_seed = cfg.seed + step + 7919 * rank  # a resumed run and each worker draw anew
+    stream = iter(ShardStream(cfg.data, local_batch, cfg.data_weights, seed=data_seed,
                               max_label_length=model_cfg.max_label_length))
-    sampler = PermutationSampler(PsmConfig(), seed=cfg.seed + step + 7919 * rank)
-    blur_cfg, blur_rng = CropBlurConfig(share=cfg.blur_share), np.random.default_rng(cfg.seed + step + 7919 * rank)
+    sampler = PermutationSampler(PsmConfig(), seed=data_seed)
+    blur_cfg, blur_rng = CropBlurConfig(share=cfg.blur_share), np.random.default_rng(data_seed)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     t_start, t_save = time.time(), time.time()
