@@ -104,3 +104,30 @@ def test_recognition_table_has_a_row_per_result():
     assert header.count("|") == rule.count("|") == ours.count("|") == skipped.count("|")
     assert "| 0.500 | 1.000 | 1.000 | 0.900 | 100.0 |" in ours
     assert "skipped tesseract: not installed" in table
+
+
+def test_read_flips_lists_the_crops_each_run_alone_reads_right(tmp_path, capsys):
+    import json
+    from dataclasses import asdict
+
+    from ocrapp.bench.read_flips import main, read_flips
+    from ocrapp.bench.recognition import Result
+
+    truths = ["cat", "dog", "emu", "fox"]
+
+    def run(reads: list[str]) -> list[dict]:
+        return [asdict(Result("funsd", "ocrapp", 4, reads=[[t, r] for t, r in zip(truths, reads)]))]
+
+    before, after = run(["cat", "d0g", "emu", "f"]), run(["cat", "dog", "ernu", "f0"])
+    (flips,) = read_flips(before, after)
+    assert flips.gained == [("dog", "d0g", "dog")]
+    assert flips.lost == [("emu", "emu", "ernu")]
+    other_crops = [asdict(Result("funsd", "ocrapp", 4, reads=[[t, t] for t in reversed(truths)]))]
+    with pytest.raises(ValueError, match="same crops"):
+        read_flips(before, other_crops)
+    paths = []
+    for name, results in (("a.json", before), ("b.json", after)):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(results), encoding="utf-8")
+    main([str(p) for p in paths])
+    assert "funsd: 4 crops, gained 1, lost 1 (net +0)" in capsys.readouterr().out

@@ -279,6 +279,7 @@ class Result:
     crops_per_s: float | None = None
     skipped: str | None = None
     examples: list[dict] = field(default_factory=list)
+    reads: list[list[str]] = field(default_factory=list)  # [truth, read] per crop, in the set's order
 
 
 def run_benchmark(sets: Sequence[str], systems: Sequence[str], limit: int | None = None,
@@ -312,7 +313,8 @@ def run_benchmark(sets: Sequence[str], systems: Sequence[str], limit: int | None
             s = crop_scores(preds, gts)
             wrong = [{"gt": g, "pred": p} for g, p in zip(gts, preds) if p != g][:n_examples]
             results.append(Result(set_name, adapter.name, s.n, s.exact, s.ci_exact, s.ci_alnum, s.one_minus_ned,
-                                  len(crops) / dt if dt > 0 else None, examples=wrong))
+                                  len(crops) / dt if dt > 0 else None, examples=wrong,
+                                  reads=[[g, p] for g, p in zip(gts, preds)]))
             log(f"  {adapter.name:10s} exact {s.exact:.3f}  ci-exact {s.ci_exact:.3f}  ci-alnum {s.ci_alnum:.3f}  "
                 f"1-NED {s.one_minus_ned:.3f}  {len(crops) / dt:.1f} crops/s")
     order = {name: k for k, name in enumerate(systems)}
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sets", nargs="+", default=list(DEV_CROP_SETS), choices=DEV_CROP_SETS)
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, of " + ", ".join(SYSTEMS + OCRAPP_BRANCHES))
     ap.add_argument("--limit", type=int, default=None, help="at most N crops per set")
-    ap.add_argument("--json", type=Path, default=None, help="write all results (with error examples) here")
+    ap.add_argument("--json", type=Path, default=None, help="write all results (error examples, each crop's read) here")
     ap.add_argument("--ocrapp-weights", default=None, help="recognizer weights (default: the packaged model)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
