@@ -311,10 +311,10 @@ def run_benchmark(sets: Sequence[str], systems: Sequence[str], limit: int | None
             preds = adapter.read(crops)
             dt = time.perf_counter() - t0
             s = crop_scores(preds, gts)
-            wrong = [{"gt": g, "pred": p} for g, p in zip(gts, preds) if p != g][:n_examples]
+            reads = [[g, p] for g, p in zip(gts, preds)]
+            wrong = [{"gt": g, "pred": p} for g, p in reads if p != g][:n_examples]
             results.append(Result(set_name, adapter.name, s.n, s.exact, s.ci_exact, s.ci_alnum, s.one_minus_ned,
-                                  len(crops) / dt if dt > 0 else None, examples=wrong,
-                                  reads=[[g, p] for g, p in zip(gts, preds)]))
+                                  len(crops) / dt if dt > 0 else None, examples=wrong, reads=reads))
             log(f"  {adapter.name:10s} exact {s.exact:.3f}  ci-exact {s.ci_exact:.3f}  ci-alnum {s.ci_alnum:.3f}  "
                 f"1-NED {s.one_minus_ned:.3f}  {len(crops) / dt:.1f} crops/s")
     order = {name: k for k, name in enumerate(systems)}
