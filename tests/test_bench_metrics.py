@@ -110,7 +110,7 @@ def test_read_flips_lists_the_crops_each_run_alone_reads_right(tmp_path, capsys)
     import json
     from dataclasses import asdict
 
-    from ocrapp.bench.read_flips import main, read_flips
+    from ocrapp.bench.read_flips import SetFlips, main, read_flips
     from ocrapp.bench.recognition import Result
 
     truths = ["cat", "dog", "emu", "fox"]
@@ -130,4 +130,7 @@ def test_read_flips_lists_the_crops_each_run_alone_reads_right(tmp_path, capsys)
         paths.append(tmp_path / name)
         paths[-1].write_text(json.dumps(results), encoding="utf-8")
     main([str(p) for p in paths])
-    assert "funsd: 4 crops, gained 1, lost 1 (net +0)" in capsys.readouterr().out
+    assert "funsd: 4 crops, gained 1, lost 1 (net +0, McNemar p 1.00)" in capsys.readouterr().out
+    lopsided = SetFlips("funsd", 300, gained=[("a", "b", "a")] * 3, lost=[("a", "a", "b")] * 10)
+    assert lopsided.mcnemar_p == pytest.approx(2 * (1 + 13 + 78 + 286) / 2**13)  # 3 of 13 flips: p 0.09
+    assert SetFlips("funsd", 300, lost=[("a", "a", "b")] * 6).mcnemar_p == pytest.approx(2 / 64)

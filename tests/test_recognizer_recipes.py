@@ -389,3 +389,44 @@ def test_evaluate_compares_weight_files_per_folder_and_branch(tmp_path: Path) ->
     scores = table[str(tmp_path / "a.safetensors")]["held"]
     assert set(scores) == {"cross", "visual", "confident"} and all(0.0 <= v <= 1.0 for v in scores.values())
     assert json.loads((tmp_path / "t.json").read_text()) == table
+
+
+def test_weight_average_follows_the_training_and_is_exported(tmp_path: Path) -> None:
+    import torch
+
+    from ocrapp.safetensors_io import read_safetensors
+    from ocrapp.training.recognizer.export import main as export
+    from ocrapp.training.recognizer.train import TrainConfig, train
+    from ocrapp.training.weight_average import WeightAverage
+
+    layer = torch.nn.Linear(2, 1)
+    torch.nn.init.zeros_(layer.weight)
+    average = WeightAverage(layer, 0.5)
+    for value in (4.0, 8.0):
+        torch.nn.init.constant_(layer.weight, value)
+        average.update(layer)
+    assert torch.equal(average.shadow["weight"], torch.full((1, 2), 5.0))  # 0.5 * (0.5 * 0 + 0.5 * 4) + 0.5 * 8
+    with average.applied(layer):
+        assert torch.equal(layer.weight, torch.full((1, 2), 5.0))
+    assert torch.equal(layer.weight, torch.full((1, 2), 8.0))  # its own weights again
+
+    build_cache(tmp_path / "data", count=100, workers=1, shard_size=100, seed=5)
+    cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], val=[tmp_path / "data"], val_limit=16,
+                      out=tmp_path / "run", batch_size=16, minutes=0.05, threads=1, warmup_steps=5,
+                      eval_every=10**6, ema_decay=0.9)
+    train(cfg)
+    first = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert first["ema"]["updates"] == first["step"] > 0
+    assert "ema_data" in first["history"][-1] and "data" in first["history"][-1]  # both scored
+    key = "visual_decoder.head.weight"
+    assert not torch.equal(first["ema"]["shadow"][key], first["model"][key])
+    train(cfg)  # resumed: the average goes on from where it was
+    second = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert second["ema"]["updates"] == second["step"] > first["step"]
+
+    out = export([str(tmp_path / "run" / "last.pt"), str(tmp_path / "ema.safetensors"), "--ema"])
+    assert torch.equal(load_recognizer(out).state_dict()[key].half(), second["ema"]["shadow"][key].half())
+    assert read_safetensors(out)[1]["weights"] == "moving average, decay 0.9"
+    train(TrainConfig(**{**cfg.__dict__, "out": tmp_path / "plain", "ema_decay": 0.0}))
+    with pytest.raises(SystemExit, match="without --ema-decay"):
+        export([str(tmp_path / "plain" / "last.pt"), str(tmp_path / "x.safetensors"), "--ema"])

@@ -3,13 +3,16 @@
     python -m ocrapp.bench.read_flips BEFORE.json AFTER.json [--system ocrapp] [--show 20]
 
 Both files are written by ``python -m ocrapp.bench.recognition --json`` (each crop's truth and read). A change
-of a few crops in a set of 300 is within the noise of one run; the lists show whether the crops lost share a
-cause (a character confused, punctuation at a crop's edge) or are scattered.
+of a few crops in a set of 300 is within the noise of one run: each set's line gives the exact McNemar p-value of
+the split between crops gained and lost (two-sided; below 0.05 the two recognizers differ on that set beyond
+chance). The lists show whether the crops lost share a cause (a character confused, punctuation at a crop's
+edge) or are scattered.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,13 @@ class SetFlips:
     n: int
     gained: list[tuple[str, str, str]] = field(default_factory=list)  # (truth, read before, read after)
     lost: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def mcnemar_p(self) -> float:
+        """Exact two-sided McNemar test: the chance of a split at least this uneven if each flip were a coin toss."""
+        flips, fewer = len(self.gained) + len(self.lost), min(len(self.gained), len(self.lost))
+        tail = sum(math.comb(flips, k) for k in range(fewer + 1)) / 2**flips
+        return min(1.0, 2 * tail)
 
 
 def _reads_by_set(results: list[dict], system: str) -> dict[str, list[list[str]]]:
@@ -46,7 +56,7 @@ def report(flips: list[SetFlips], show: int) -> str:
     lines = []
     for f in flips:
         lines.append(f"{f.set}: {f.n} crops, gained {len(f.gained)}, lost {len(f.lost)} "
-                     f"(net {len(f.gained) - len(f.lost):+d})")
+                     f"(net {len(f.gained) - len(f.lost):+d}, McNemar p {f.mcnemar_p:.2f})")
         for label, items in (("lost", f.lost), ("gained", f.gained)):
             for truth, read_old, read_new in items[:show]:
                 lines.append(f"  {label:6s} {truth!r}: {read_old!r} -> {read_new!r}")

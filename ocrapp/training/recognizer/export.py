@@ -1,7 +1,7 @@
 """Turn a training checkpoint into the shipped fp16 safetensors (one file, or shards of at most N MiB).
 
 python -m ocrapp.training.recognizer.export runs/rec/best.pt models/recognizer_clip4str-s.safetensors \
-    [--output-branch cross|visual|confident | --choose-branch-on HELD_OUT_SHARDS...]
+    [--output-branch cross|visual|confident | --choose-branch-on HELD_OUT_SHARDS...] [--ema]
 """
 
 from __future__ import annotations
@@ -20,17 +20,27 @@ from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.weights import save_recognizer
 
 
-def model_from_checkpoint(path: Path) -> tuple[Clip4Str, dict]:
+def model_from_checkpoint(path: Path, ema: bool = False) -> tuple[Clip4Str, dict]:
+    """The checkpoint's model; with ``ema`` its moving average of the weights (``train --ema-decay``)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     model = Clip4Str(Clip4StrConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
+    if not ema:
+        model.load_state_dict(state["model"])
+        return model.eval(), state
+    if not state.get("ema"):
+        raise SystemExit(f"{path} holds no weight average: it was trained without --ema-decay")
+    own = model.state_dict()
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state["ema"]["shadow"].items()})
     return model.eval(), state
 
 
-def training_summary(state: dict) -> dict[str, str]:
+def training_summary(state: dict, ema: bool = False) -> dict[str, str]:
     history = state.get("history") or []
-    return {"steps": str(state["step"]), "samples_seen": str(state["seen"]),
-            "train_hours": f"{state['elapsed'] / 3600:.2f}", "history": json.dumps(history[-20:])}
+    summary = {"steps": str(state["step"]), "samples_seen": str(state["seen"]),
+               "train_hours": f"{state['elapsed'] / 3600:.2f}", "history": json.dumps(history[-20:])}
+    if ema:
+        summary["weights"] = f"moving average, decay {state['ema']['decay']:g}"
+    return summary
 
 
 def branch_scores(model: Clip4Str, val_dirs: list[Path], limit: int,
@@ -51,7 +61,7 @@ def branch_scores(model: Clip4Str, val_dirs: list[Path], limit: int,
     return scores
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description="Export a recognizer checkpoint to fp16 safetensors.")
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("output", type=Path)
@@ -60,8 +70,10 @@ def main() -> None:
     parser.add_argument("--choose-branch-on", type=Path, nargs="+", default=None, metavar="SHARD_DIR",
                         help="pick the branch with the best exact accuracy on these held-out shard folders")
     parser.add_argument("--val-limit", type=int, default=2000)
-    args = parser.parse_args()
-    model, state = model_from_checkpoint(args.checkpoint)
+    parser.add_argument("--ema", action="store_true", help="export the moving average of the weights kept by "
+                        "train --ema-decay instead of the weights themselves")
+    args = parser.parse_args(argv)
+    model, state = model_from_checkpoint(args.checkpoint, args.ema)
     branch = args.output_branch
     if args.choose_branch_on:
         scores = branch_scores(model, args.choose_branch_on, args.val_limit)
@@ -69,9 +81,10 @@ def main() -> None:
         branch = max(BRANCHES, key=lambda b: (scores[b], b == "cross"))  # ties: the paper's output
     if branch:
         model.cfg = replace(model.cfg, output_branch=branch)
-    for path in save_recognizer(model, args.output, training_summary(state)):
+    for path in save_recognizer(model, args.output, training_summary(state, args.ema)):
         path.chmod(0o644)  # the atomic write's temporary file is private; the shipped weights are not
     print(f"wrote {args.output} ({args.output.stat().st_size / 2**20:.1f} MiB)")
+    return args.output
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from ocrapp.training.data.crop_blur import CropBlurConfig, blur_batch
 from ocrapp.training.data.shards import ShardStream, list_shards, load_shard
 from ocrapp.training.recognizer.system import PermutationSampler, PsmConfig, parameter_groups, psm_loss
 from ocrapp.training.stop import SigtermStop
+from ocrapp.training.weight_average import WeightAverage
 
 
 @dataclass
@@ -66,6 +67,9 @@ class TrainConfig:
     anneal_minutes: float = 0.0
     # Share of the crops of each batch blurred on the fly (defocus or motion smear, ``data.crop_blur``).
     blur_share: float = 0.0
+    # Keep an exponential moving average of the weights with this decay (0: none); saved in the checkpoints as
+    # "ema", scored beside the model's own weights, exported with ``export --ema``.
+    ema_decay: float = 0.0
 
 
 def lr_factor(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
@@ -134,10 +138,11 @@ def load_with_additions(model: Clip4Str, weights: dict[str, torch.Tensor], added
 
 
 def save_checkpoint(path: Path, model: Clip4Str, opt: torch.optim.Optimizer, step: int, seen: int,
-                    elapsed: float, best: float, history: list[dict]) -> None:
+                    elapsed: float, best: float, history: list[dict], ema: WeightAverage | None = None) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seen": seen,
-                "elapsed": elapsed, "best": best, "history": history, "config": model.cfg.to_dict()}, tmp)
+                "elapsed": elapsed, "best": best, "history": history, "config": model.cfg.to_dict(),
+                "ema": ema.state_dict() if ema else None}, tmp)
     os.replace(tmp, path)
 
 
@@ -231,6 +236,9 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
             print(f"[train] resumed at step {step}, {seen} samples, {elapsed / 3600:.2f} h"
                   + (f"; added {', '.join(added)}, optimizer restarted" if added else ""), flush=True)
     sync.broadcast_parameters(model)
+    ema = WeightAverage(model, cfg.ema_decay) if lead and cfg.ema_decay > 0 else None  # the workers agree
+    if ema and state and state.get("ema"):
+        ema.load_state_dict(state["ema"])
     if lead:
         (cfg.out / "train_config.json").write_text(json.dumps(asdict(cfg), default=str, indent=2))
     val_sets = load_val_sets(cfg.val, cfg.val_limit) if lead else {}
@@ -254,12 +262,15 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
         """Score the validation sets, log them in ``history``, keep best.pt; returns the best mean so far."""
         scores = evaluate(model, val_sets, device)
         mean = float(np.mean(list(scores.values())))
+        if ema:
+            with ema.applied(model):
+                scores.update({f"ema_{k}": v for k, v in evaluate(model, val_sets, device).items()})
         history.append({"step": step, "seen": seen, "hours": (elapsed + now - t_start) / 3600,
                         "cpu_hours": time.process_time() * world / 3600 + cpu_before, **scores})
         print(f"[eval] step {step} {scores}", flush=True)
         if mean <= best:
             return best
-        save_checkpoint(best_path, model, opt, step, seen, elapsed + now - t_start, mean, history)
+        save_checkpoint(best_path, model, opt, step, seen, elapsed + now - t_start, mean, history, ema)
         return mean
 
     while True:
@@ -273,7 +284,7 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
             steps_per_s = (step - first_step) / max(1e-6, time.time() - t_start)
             anneal = Anneal(step, max(1, sync.max_int(int(cfg.anneal_minutes * 60 * steps_per_s))))
             if lead:  # the state before the decay: the next run resumes from it
-                save_checkpoint(last, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
+                save_checkpoint(last, model, opt, step, seen, elapsed + time.time() - t_start, best, history, ema)
                 print(f"[train] annealing from step {step} over ~{anneal.steps} steps; last.pt keeps step {step}",
                       flush=True)
             save_path = cfg.out / "annealed.pt"
@@ -290,6 +301,8 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
         sync.average(params)
         torch.nn.utils.clip_grad_norm_(params, 20.0)
         opt.step()
+        if ema:
+            ema.update(model)
         step += 1
         seen += len(labels) * world
         log_loss += float(loss.detach())
@@ -308,15 +321,15 @@ def train(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Path:
         if step % every == 0 and val_sets:
             best = validate(now)
         if now - t_save > cfg.save_every_minutes * 60:
-            save_checkpoint(save_path, model, opt, step, seen, elapsed + now - t_start, best, history)
+            save_checkpoint(save_path, model, opt, step, seen, elapsed + now - t_start, best, history, ema)
             t_save = now
     if not lead:
         return best_path
     if val_sets and (not history or history[-1]["step"] != step):
         best = validate(time.time())  # the final state is a candidate too
-    save_checkpoint(save_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
+    save_checkpoint(save_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history, ema)
     if not best_path.exists():
-        save_checkpoint(best_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history)
+        save_checkpoint(best_path, model, opt, step, seen, elapsed + time.time() - t_start, best, history, ema)
     return best_path
 
 
@@ -384,6 +397,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="share of each batch's crops blurred on the fly (defocus or motion smear)")
     p.add_argument("--seed", type=int, default=defaults.seed,
                    help="seeds the data order and permutations (two fine-tunes of one file can then be averaged)")
+    p.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                   help="keep a moving average of the weights with this decay, e.g. 0.998 (export it with --ema)")
     a = p.parse_args(argv)
     return TrainConfig(model=a.config, data=a.data, data_weights=a.data_weights, val=a.val, out=a.out,
                        minutes=a.minutes, threads=a.threads, batch_size=a.batch_size, lr=a.lr,
@@ -391,7 +406,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                        val_limit=a.val_limit, device=a.device,
                        text_freeze_layers=a.text_freeze_layers, init_weights=a.init_weights, workers=a.workers,
                        add_image_pos_embed=a.add_image_pos_embed, anneal_minutes=a.anneal_minutes, seed=a.seed,
-                       blur_share=a.blur_share)
+                       blur_share=a.blur_share, ema_decay=a.ema_decay)
 
 
 if __name__ == "__main__":
