@@ -245,6 +245,11 @@ def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     assert files and all(f.stat().st_size <= 16 * 2**20 for f in files)
     assert report["steps"] > 0 and set(report["exact_accuracy"]) == {"val", "held_out_fonts"}
     assert report["blur_share"] == 0.2
+    # the weights and their moving average both scored; the one written reads the most held-out words
+    by_weights = report["exact_accuracy_by_weights"]
+    assert set(by_weights) == {"trained", "moving average"} and report["ema_decay"] == 0.998
+    assert report["exact_accuracy"] == by_weights[report["weights"]]
+    assert sum(report["exact_accuracy"].values()) == max(sum(v.values()) for v in by_weights.values())
     # one data engine per source, all feeding the batches: general, receipts, scan and thermal words, real PDF words
     assert report["data_weights"] == pytest.approx({"synth": 0.3, "synth_receipts": 0.25, "synth_scans": 0.1,
                                                     "synth_thermal": 0.1, "pdf": 0.25})
