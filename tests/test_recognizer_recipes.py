@@ -397,6 +397,8 @@ def test_evaluate_compares_weight_files_per_folder_and_branch(tmp_path: Path) ->
 
 
 def test_weight_average_follows_the_training_and_is_exported(tmp_path: Path) -> None:
+    from dataclasses import replace
+
     import torch
 
     from ocrapp.safetensors_io import read_safetensors
@@ -432,6 +434,6 @@ def test_weight_average_follows_the_training_and_is_exported(tmp_path: Path) -> 
     out = export([str(tmp_path / "run" / "last.pt"), str(tmp_path / "ema.safetensors"), "--ema"])
     assert torch.equal(load_recognizer(out).state_dict()[key].half(), second["ema"]["shadow"][key].half())
     assert read_safetensors(out)[1]["weights"] == "moving average, decay 0.9"
-    train(TrainConfig(**{**cfg.__dict__, "out": tmp_path / "plain", "ema_decay": 0.0}))
+    train(replace(cfg, out=tmp_path / "plain", ema_decay=0.0))
     with pytest.raises(SystemExit, match="without --ema-decay"):
         export([str(tmp_path / "plain" / "last.pt"), str(tmp_path / "x.safetensors"), "--ema"])

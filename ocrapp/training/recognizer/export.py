@@ -18,20 +18,30 @@ from ocrapp.recognition.clip4str.config import OUTPUT_BRANCHES as BRANCHES
 from ocrapp.recognition.clip4str.config import Clip4StrConfig
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.weights import save_recognizer
+from ocrapp.training.weight_average import WeightAverage
 
 
-def model_from_checkpoint(path: Path, ema: bool = False) -> tuple[Clip4Str, dict]:
-    """The checkpoint's model; with ``ema`` its moving average of the weights (``train --ema-decay``)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def model_from_state(state: dict, ema: bool = False, source: Path | str = "the checkpoint") -> Clip4Str:
+    """A training checkpoint's model; with ``ema`` its moving average of the weights (``train --ema-decay``)."""
     model = Clip4Str(Clip4StrConfig.from_dict(state["config"]))
     if not ema:
         model.load_state_dict(state["model"])
-        return model.eval(), state
+        return model.eval()
     if not state.get("ema"):
-        raise SystemExit(f"{path} holds no weight average: it was trained without --ema-decay")
-    own = model.state_dict()
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state["ema"]["shadow"].items()})
-    return model.eval(), state
+        raise SystemExit(f"{source} holds no weight average: it was trained without --ema-decay")
+    average = WeightAverage(model, state["ema"]["decay"])
+    average.load_state_dict(state["ema"])
+    model.load_state_dict(average.weights_for(model))
+    return model.eval()
+
+
+def model_from_checkpoint(path: Path, ema: bool = False) -> tuple[Clip4Str, dict]:
+    state = load_checkpoint(path)
+    return model_from_state(state, ema, path), state
 
 
 def training_summary(state: dict, ema: bool = False) -> dict[str, str]:

@@ -37,7 +37,7 @@ from ocrapp.training.data.shards import list_shards
 from ocrapp.training.data.synth_words import RenderConfig, build_cache
 from ocrapp.recognition.clip4str.model import Clip4Str
 from ocrapp.recognition.weights import load_recognizer, save_recognizer
-from ocrapp.training.recognizer.export import model_from_checkpoint, training_summary
+from ocrapp.training.recognizer.export import load_checkpoint, model_from_state, training_summary
 from ocrapp.training.recognizer.train import TrainConfig, evaluate, load_val_sets, train
 
 
@@ -84,13 +84,13 @@ def better_of_weights_and_average(checkpoint: Path, val_sets: dict, device: torc
                                   ) -> tuple[Clip4Str, dict, bool, dict[str, dict[str, float]]]:
     """The checkpoint's weights or their moving average (when it has one), whichever reads more of ``val_sets``:
     (model, checkpoint state, whether it is the average, scores of each)."""
-    candidates = {"trained": model_from_checkpoint(checkpoint)}
-    if candidates["trained"][1].get("ema"):
-        candidates["moving average"] = model_from_checkpoint(checkpoint, ema=True)
-    scores = {name: evaluate(model.to(device), val_sets, device) for name, (model, _) in candidates.items()}
+    state = load_checkpoint(checkpoint)
+    candidates = {"trained": model_from_state(state)}
+    if state.get("ema"):
+        candidates["moving average"] = model_from_state(state, ema=True)
+    scores = {name: evaluate(model.to(device), val_sets, device) for name, model in candidates.items()}
     chosen = max(scores, key=lambda name: (sum(scores[name].values()), name == "trained"))  # ties: as trained
-    model, state = candidates[chosen]
-    return model, state, chosen == "moving average", scores
+    return candidates[chosen], state, chosen == "moving average", scores
 
 
 def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, config: str, init: Path | None,
