@@ -13,13 +13,15 @@ no font files we can rely on, and maybe no poppler. This writes:
 * .gpu/poppler.tar.gz pdftotext/pdftoppm/pdfinfo of this machine with their libraries (used only where the device
                     has no poppler; the detector's page engine and ocrapp's PDF input call them);
 * .gpu/fonts.tar.gz Debian font families the data engines render with (Caladea and URW Bookman, the held-out
-                    families, included; Noto: Latin regular and bold only); freefont left out for size;
+                    families, included; Noto: Latin regular and bold only; the printer faces last, each in its
+                    folder); freefont left out for size;
 * .gpu/imports.txt  the modules scripts/gpu_session.sh checks before it starts.
 
 ``--model recognizer`` packs for the recognizer recipe alone (the benchmark needs docTR: pass --skip-benchmark):
-its few pure packages, no wheels, poppler, fonts up to 8.5 MiB, and .gpu/pdfs.tar, a sample of small training-split
-Debian PDFs (from ~/.cache/ocrapp/debian, built by ``ocrapp.training.data.pdf_crops``) filling the rest, from
-which the recipe cuts real-word crops on the device: without them a GPU run drifts away from real PDF words.
+its few pure packages, no wheels, poppler, fonts up to 12.5 MiB (the printer faces last), and .gpu/pdfs.tar, a
+sample of small training-split Debian PDFs (from ~/.cache/ocrapp/debian, built by
+``ocrapp.training.data.pdf_crops``) filling the rest, from which the recipe cuts real-word crops on the device:
+without them a GPU run drifts away from real PDF words.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ RECOGNIZER_PURE = ["open_clip_torch", "ftfy", "wcwidth", "wordfreq", "langcodes"
 # the modules scripts/gpu_session.sh checks before it starts (.gpu/imports.txt)
 IMPORTS = {"any": "torch open_clip doctr shapely reportlab wordfreq ocrapp.pipeline",
            "recognizer": "torch open_clip wordfreq ocrapp.training.recognizer.gpu_recipe"}
-RECOGNIZER_FONT_MIB = 8.5  # fonts first, up to this; the real-PDF sample gets the rest
+RECOGNIZER_FONT_MIB = 12.5  # fonts first, up to this; the real-PDF sample gets the rest
 PDF_ROOT = Path.home() / ".cache/ocrapp/debian"  # Debian documentation packages, unpacked by pdf_crops
 PDF_SIZE = (30_000, 400_000)  # bytes: small documents, so that many documents (fonts, layouts) fit
 WORDFREQ_LANGS = ("en", "fr", "de", "es", "it", "pt")
@@ -52,6 +54,7 @@ FONT_DIRS = ["truetype/crosextra", "opentype/urw-base35", "truetype/liberation",
 LIMIT_MIB = 62.0  # the device tool's limit on what travels is 64 MiB
 FONT_SKIP = ("Condensed", "ExtraLight")  # DejaVu variants, left out for size
 NOTO_LATIN = ("NotoSans-", "NotoSerif-", "NotoSansMono-", "NotoSerifDisplay-", "NotoSansDisplay-")
+PRINTER_FACE_MAX_BYTES = 300_000  # the printer faces (till-receipt print) but the large CJK ones (Mplus1Code)
 
 
 # the faker locales of ocrapp.training.data.synth_doc (and their languages, Faker's fallback)
@@ -130,13 +133,29 @@ def download_wheels(dest: Path) -> list[str]:
 
 def _font_groups(root: Path) -> list[list[Path]]:
     """Font files by family folder, most needed first (the held-out families first: the recipe's test set)."""
+    sys.path.insert(0, str(REPO))
+    from ocrapp.training.data.fonts import discover_printer_faces
+
     groups = []
     for d in FONT_DIRS:
         groups.append([f for f in sorted((root / d).rglob("*"))
                        if f.suffix.lower() in (".ttf", ".otf") and not any(x in f.name for x in FONT_SKIP)])
     groups.append([f for f in sorted((root / "truetype/noto").glob("*"))  # regular and bold only, to stay small
                    if f.name.startswith(NOTO_LATIN) and f.stem.endswith(("-Regular", "-Bold"))])
+    groups.append([face.path for face in discover_printer_faces(roots=_font_roots(root))
+                   if face.path.stat().st_size <= PRINTER_FACE_MAX_BYTES])
     return groups
+
+
+def _font_roots(root: Path) -> tuple[Path, ...]:
+    return (root / "truetype", root / "opentype")
+
+
+def _arcname(font: Path) -> str:
+    """Flat, but a printer face keeps its folder: that is how the data engine tells it from a document face."""
+    from ocrapp.training.data.fonts import PRINTER_FACE_DIRS
+
+    return f"{font.parent.name}/{font.name}" if font.parent.name in PRINTER_FACE_DIRS else font.name
 
 
 def _gz_size(files: list[Path]) -> int:
@@ -155,7 +174,7 @@ def pack_fonts(path: Path, budget: float, root: Path = Path("/usr/share/fonts"))
                 print(f"left out for size: {group[0].parent.name} ({size / 2**20:.1f} MiB)")
                 continue
             for f in group:
-                tar.add(f, arcname=f.name)
+                tar.add(f, arcname=_arcname(f))
             used += size
             files += len(group)
     return files

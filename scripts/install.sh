@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs ocrapp and everything its tests need on a fresh Debian machine (run as root or with sudo):
-# poppler (pdf2image, pdftotext), document fonts (data engine and tests), then a venv with the package.
+# poppler (pdf2image, pdftotext), document and printer fonts (data engine and tests), then a venv with the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -10,6 +10,10 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends poppler-utils fonts-liberation fonts-dejavu-core \
     fonts-dejavu-extra fonts-urw-base35 fonts-crosextra-carlito fonts-crosextra-caladea fonts-noto-core \
     fonts-freefont-ttf >/dev/null
+# Printer-like monospaced faces for the data engine's till-receipt words (training/data/fonts.PRINTER_FACE_DIRS).
+$SUDO apt-get install -y -qq --no-install-recommends fonts-spleen fonts-mplus fonts-league-mono fonts-jetbrains-mono \
+    fonts-hack fonts-firacode fonts-monoid fonts-inconsolata fonts-3270 fonts-glasstty fonts-agave \
+    fonts-anonymous-pro >/dev/null
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip

@@ -234,3 +234,30 @@ def test_gpu_run_forced_model_needs_no_detector_packages(tmp_path: Path, monkeyp
     with pytest.raises(ImportError):  # without a forced model there is nothing to fall back on
         gpu_run.run(tmp_path / "out2", minutes=0.3, model="auto", tiny=True, device="cpu", models=tmp_path,
                     skip_benchmark=True)
+
+
+def test_carried_fonts_keep_printer_faces_apart(tmp_path: Path, monkeypatch) -> None:
+    """gpu_pack packs document faces flat and printer faces in their folder; installed on the device, the printer
+    face is found as one and the document face is not."""
+    import shutil
+    import tarfile
+
+    from ocrapp.training.data import fonts
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import gpu_pack
+
+    system = Path("/usr/share/fonts/truetype")
+    root = tmp_path / "system"
+    for rel in ("liberation/LiberationMono-Regular.ttf", "jetbrains-mono/JetBrainsMono-Regular.ttf"):
+        (root / "truetype" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(system / rel, root / "truetype" / rel)
+    assert gpu_pack.pack_fonts(tmp_path / "fonts.tar.gz", 2**24, root) == 2
+    with tarfile.open(tmp_path / "fonts.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["LiberationMono-Regular.ttf", "jetbrains-mono/JetBrainsMono-Regular.ttf"]
+        tar.extractall(tmp_path / "carried", filter="data")
+    device_roots = (tmp_path / "device" / "truetype", tmp_path / "device" / "opentype")
+    monkeypatch.setattr(fonts, "FONT_ROOTS", device_roots)
+    assert gpu_run.install_fonts(tmp_path / "carried") == "carried (2 files)"
+    printer = fonts.discover_printer_faces(roots=device_roots)
+    assert [f.path.name for f in printer] == ["JetBrainsMono-Regular.ttf"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from ocrapp.recognition.charset import DOCUMENT_CHARSET
 from ocrapp.recognition.weights import load_recognizer
+from ocrapp.training.data.fonts import discover_fonts
 from ocrapp.training.data.shards import ShardStream, list_shards
 from ocrapp.training.data.synth_words import PROFILES, WordRenderer, build_cache
 from ocrapp.training.recognizer.gpu_recipe import DataMix, run
@@ -78,7 +80,6 @@ def test_binarised_scan_is_bilevel_at_the_crop_size() -> None:
 def test_typewriter_strikes_each_letter_on_its_own() -> None:
     """Typewritten words: a fixed-pitch face, each letter at its own height and strength; a smooth draw of the
     same word has one baseline and one strength."""
-    from dataclasses import replace
 
     from ocrapp.training.data.val_sets import SYNTH_VAL_SETS
 
@@ -186,6 +187,31 @@ def test_thermal_profile_squeezes_narrow_faces_in_grey_ink() -> None:
     assert min(counter_ink) > 0
 
 
+def test_printer_profile_sets_receipt_words_in_printer_faces() -> None:
+    """The terminal/programming faces (scripts/install.sh installs them) stay out of the document faces, are all
+    upright and fixed-pitch, split into training and held-out families, and the printer profile draws them."""
+    from ocrapp.training.data.fonts import HELD_OUT_PRINTER_FAMILIES, discover_printer_faces
+
+    printer, held_out = discover_printer_faces(), discover_printer_faces(held_out=True)
+    assert len(printer) >= 20 and held_out
+    assert all(f.path.stem.startswith(HELD_OUT_PRINTER_FAMILIES) for f in held_out)
+    assert not any(f.path.stem.startswith(HELD_OUT_PRINTER_FAMILIES) for f in printer)
+    assert not {f.path for f in printer + held_out} & {f.path for f in discover_fonts() + discover_fonts(True)}
+    for cfg, faces in ((PROFILES["printer"], printer), (replace(PROFILES["printer"], held_out_fonts=True), held_out)):
+        renderer = WordRenderer(replace(cfg, printer_face_share=1.0), seed=5)
+        for face in faces:
+            font = renderer._font(face, 24)
+            assert len({font.getlength(ch) for ch in "iMW.1m"}) == 1, face.path.name
+        renderer.narrow_faces()  # found once, through _font, before the faces drawn are recorded
+        used = []
+        draw_font = renderer._font
+        renderer._font = lambda face, size: (used.append(face), draw_font(face, size))[1]
+        for _ in range(20):
+            renderer.render("TOTAL AMOUNT RM 10.00", renderer.fonts[0])
+        assert used and set(used) <= set(faces)
+    assert PROFILES["printer"].printer_face_share > 0 == PROFILES["thermal"].printer_face_share
+
+
 def _debian_like_pdf_root(root: Path) -> Path:
     """An unpacked-package folder as pdf_crops leaves it (``<package>/.unpacked``) with one training-split PDF."""
     fpdf = pytest.importorskip("fpdf")
@@ -250,11 +276,11 @@ def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     assert set(by_weights) == {"trained", "moving average"} and report["ema_decay"] == 0.998
     assert report["exact_accuracy"] == by_weights[report["weights"]]
     assert sum(report["exact_accuracy"].values()) == max(sum(v.values()) for v in by_weights.values())
-    # one data engine per source, all feeding the batches: general, receipts, scan and thermal words, real PDF words
+    # one data engine per source, all feeding the batches: general, receipts, scan and printer words, real PDF words
     assert report["data_weights"] == pytest.approx({"synth": 0.3, "synth_receipts": 0.25, "synth_scans": 0.1,
-                                                    "synth_thermal": 0.1, "pdf": 0.25})
+                                                    "synth_printer": 0.1, "pdf": 0.25})
     assert all(report["words_rendered"][name] > 0
-               for name in ("synth", "synth_receipts", "synth_scans", "synth_thermal", "pdf"))
+               for name in ("synth", "synth_receipts", "synth_scans", "synth_printer", "pdf"))
     receipt_shards = list_shards(tmp_path / "work" / "synth_receipts")
     receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in receipt_shards)
     assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)
@@ -297,7 +323,6 @@ def test_export_scores_every_output_branch(tmp_path: Path) -> None:
 
 
 def test_image_position_embedding_is_added_to_a_model_trained_without_it(tmp_path: Path) -> None:
-    from dataclasses import replace
 
     import torch
 
@@ -397,7 +422,6 @@ def test_evaluate_compares_weight_files_per_folder_and_branch(tmp_path: Path) ->
 
 
 def test_weight_average_follows_the_training_and_is_exported(tmp_path: Path) -> None:
-    from dataclasses import replace
 
     import torch
 

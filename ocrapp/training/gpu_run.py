@@ -133,9 +133,11 @@ def install_fonts(fonts: Path | None) -> str:
     target = FONT_ROOTS[0] / "ocrapp-carried"  # beside any system fonts (the held-out families must be there)
     target.mkdir(parents=True, exist_ok=True)
     for f in fonts.rglob("*"):
-        if f.suffix.lower() in (".ttf", ".otf"):
-            shutil.copy2(f, target / f.name)
-    return f"carried ({len(list(target.iterdir()))} files)"
+        if f.suffix.lower() in (".ttf", ".otf"):  # printer faces keep their folder: fonts.PRINTER_FACE_DIRS
+            dest = target / f.relative_to(fonts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest)
+    return f"carried ({sum(1 for p in target.rglob('*') if p.is_file())} files)"
 
 
 def _run(cmd: list[str], deadline: float, log, env: dict) -> int:

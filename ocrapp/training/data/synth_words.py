@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ocrapp.recognition.charset import DOCUMENT_CHARSET
 from ocrapp.recognition.preprocess import resize_crop
 from ocrapp.training.data.corpus import TextSampler
-from ocrapp.training.data.fonts import FontFace, discover_fonts
+from ocrapp.training.data.fonts import FontFace, discover_fonts, discover_printer_faces
 from ocrapp.training.data.page_augment import dot_matrix
 from ocrapp.training.data.shards import list_shards, write_shard
 
@@ -57,6 +57,9 @@ class RenderConfig:
     receipt_paper_share: float = 0.0
     # Printer and terminal faces mark their zeros (a slash or a dot inside) to tell them from "O".
     marked_zero_share: float = 0.0
+    # Terminal and programming faces (fonts.PRINTER_FACE_DIRS), whose "M", "W" and zeros are shaped like a till
+    # printer's font's; no effect where those font packages are not installed.
+    printer_face_share: float = 0.0
 
 
 # Characters that end or begin a neighbouring word, of which a crop catches a sliver.
@@ -75,6 +78,8 @@ PROFILES = {
                             neighbour_share=0.05, narrow_face_share=0.7, condense_share=0.5,
                             receipt_paper_share=0.8, marked_zero_share=0.35),
 }
+# Till-receipt print (the thermal mix) set mostly in printer faces (session 23).
+PROFILES["printer"] = replace(PROFILES["thermal"], printer_face_share=0.8)
 # Face names of the narrow (condensed) document faces ("Cond" also finds "Condensed").
 NARROW_NAME_PARTS = ("Narrow", "Cond")
 
@@ -93,6 +98,7 @@ class WordRenderer:
         self._font_cache: dict[tuple[Path, int], ImageFont.FreeTypeFont] = {}
         self._fixed_pitch: tuple[FontFace, ...] | None = None
         self._narrow: tuple[FontFace, ...] | None = None
+        self.printer_faces = discover_printer_faces(cfg.held_out_fonts)
 
     def _font(self, face: FontFace, size: int) -> ImageFont.FreeTypeFont:
         key = (face.path, size)
@@ -160,12 +166,16 @@ class WordRenderer:
         if self._chance(self.cfg.narrow_face_share):
             narrow = [f for f in self.narrow_faces() if f.covers(text)]
             face = self.rng.choice(narrow) if narrow else face
+        if self._chance(self.cfg.printer_face_share):
+            printer = [f for f in self.printer_faces if f.covers(text)]
+            face = self.rng.choice(printer) if printer else face
         if typewriter:
             fixed = [f for f in self.fixed_pitch_faces() if f.covers(text)]
             face = self.rng.choice(fixed) if fixed else face
         font = self._font(face, size)
         zero_mark = None
-        if "0" in text and face in self.fixed_pitch_faces() and self._chance(self.cfg.marked_zero_share):
+        fixed_pitch = face in self.fixed_pitch_faces() or face in self.printer_faces
+        if "0" in text and fixed_pitch and self._chance(self.cfg.marked_zero_share):
             zero_mark = self.rng.choice(("slash", "dot"))
         image, layout = (self._draw_typewritten(text, font, ink, paper) if typewriter
                          else self._draw(text, font, ink, paper, pixel_print, zero_mark))

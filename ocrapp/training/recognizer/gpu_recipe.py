@@ -70,7 +70,9 @@ class DataMix:
     receipt_share: float = 0.2  # of each batch, once receipt shards exist
     scan_workers: int = 0  # of which render the "scans" profile
     scan_share: float = 0.1
-    thermal_workers: int = 0  # of which render the "thermal" profile (till receipts, session 19)
+    # of which render till-receipt print: the "printer" profile (the "thermal" one set mostly in the carried
+    # printer faces, session 23; where none were carried it draws as "thermal" does)
+    thermal_workers: int = 0
     thermal_share: float = 0.1
     words: int = 3_000_000
     pdf_root: Path | None = None  # unpacked Debian PDFs (scripts/gpu_pack.py --model recognizer)
@@ -106,7 +108,7 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
     pdf_workers = mix.pdf_workers if mix.pdf_root is not None else 0
     profiles = (("receipts", mix.receipt_workers, mix.receipt_share, 8),
                 ("scans", mix.scan_workers, mix.scan_share, 9),
-                ("thermal", mix.thermal_workers, mix.thermal_share, 10))
+                ("printer", mix.thermal_workers, mix.thermal_share, 10))
     general_workers = max(1, mix.workers - sum(workers for _, workers, _, _ in profiles) - pdf_workers)
     producers = [_start_renderer(train_dir, general_workers, mix.words, seed=7)]
     data, weights = [train_dir], [1.0]
@@ -172,7 +174,8 @@ def main() -> None:
                    help="of which render the scans profile (default: an eighth of them, none below 8)")
     p.add_argument("--scan-share", type=float, default=0.1)
     p.add_argument("--thermal-workers", type=int, default=None,
-                   help="of which render the thermal (till receipt) profile (default: an eighth of them, none below 8)")
+                   help="of which render till-receipt print (the printer profile; default: an eighth of them, "
+                        "none below 8)")
     p.add_argument("--thermal-share", type=float, default=0.1)
     p.add_argument("--pdf-root", type=Path, default=None, help="unpacked Debian PDFs to cut real-word crops from")
     p.add_argument("--pdf-workers", type=int, default=None, help="of the workers (default: a third with --pdf-root)")
