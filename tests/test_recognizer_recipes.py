@@ -357,7 +357,10 @@ def test_image_position_embedding_is_added_to_a_model_trained_without_it(tmp_pat
 def test_annealing_decays_the_rate_and_keeps_the_state_before_it(tmp_path: Path) -> None:
     import torch
 
-    from ocrapp.training.recognizer.train import Anneal, TrainConfig, lr_factor, train_data_parallel
+    from ocrapp.training.recognizer.train import Anneal, TrainConfig, lr_factor, parse_args, train_data_parallel
+
+    with pytest.raises(SystemExit):  # a decay as long as the run would have no steps to measure its length on
+        parse_args(["--data", str(tmp_path), "--minutes", "20", "--anneal-minutes", "20"])
 
     build_cache(tmp_path / "data", count=200, workers=1, shard_size=100, seed=5)
     cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], val=[tmp_path / "data"], val_limit=16,

@@ -377,7 +377,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--data-weights", type=float, nargs="+", default=None, help="share of each folder in a batch")
     p.add_argument("--val", type=Path, nargs="*", default=[], help="held-out shard folders for model selection")
     p.add_argument("--out", type=Path, default=defaults.out)
-    p.add_argument("--minutes", type=float, default=defaults.minutes)
+    p.add_argument("--minutes", type=float, default=defaults.minutes,
+                   help="this run's training time (a resumed run gets the full budget again)")
     p.add_argument("--threads", type=int, default=defaults.threads)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr)
@@ -400,6 +401,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
                    help="keep a moving average of the weights with this decay, e.g. 0.998 (export it with --ema)")
     a = p.parse_args(argv)
+    if a.anneal_minutes >= a.minutes:  # the decay's length in steps is measured on the steps before it
+        p.error("--anneal-minutes must be shorter than --minutes")
     return TrainConfig(model=a.config, data=a.data, data_weights=a.data_weights, val=a.val, out=a.out,
                        minutes=a.minutes, threads=a.threads, batch_size=a.batch_size, lr=a.lr,
                        total_steps=a.total_steps, warmup_steps=a.warmup_steps, eval_every=a.eval_every,
