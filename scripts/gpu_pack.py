@@ -153,9 +153,9 @@ def _font_roots(root: Path) -> tuple[Path, ...]:
 
 def _arcname(font: Path) -> str:
     """Flat, but a printer face keeps its folder: that is how the data engine tells it from a document face."""
-    from ocrapp.training.data.fonts import PRINTER_FACE_DIRS
+    from ocrapp.training.data.fonts import is_printer_face
 
-    return f"{font.parent.name}/{font.name}" if font.parent.name in PRINTER_FACE_DIRS else font.name
+    return f"{font.parent.name}/{font.name}" if is_printer_face(font) else font.name
 
 
 def _gz_size(files: list[Path]) -> int:

@@ -80,7 +80,6 @@ def test_binarised_scan_is_bilevel_at_the_crop_size() -> None:
 def test_typewriter_strikes_each_letter_on_its_own() -> None:
     """Typewritten words: a fixed-pitch face, each letter at its own height and strength; a smooth draw of the
     same word has one baseline and one strength."""
-
     from ocrapp.training.data.val_sets import SYNTH_VAL_SETS
 
     renderer = WordRenderer(PROFILES["scans"], seed=8)
@@ -323,7 +322,6 @@ def test_export_scores_every_output_branch(tmp_path: Path) -> None:
 
 
 def test_image_position_embedding_is_added_to_a_model_trained_without_it(tmp_path: Path) -> None:
-
     import torch
 
     from ocrapp.recognition.clip4str.config import CONFIGS
@@ -425,7 +423,6 @@ def test_evaluate_compares_weight_files_per_folder_and_branch(tmp_path: Path) ->
 
 
 def test_weight_average_follows_the_training_and_is_exported(tmp_path: Path) -> None:
-
     import torch
 
     from ocrapp.safetensors_io import read_safetensors

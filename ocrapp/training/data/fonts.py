@@ -54,7 +54,8 @@ def _coverage(path: Path) -> frozenset[str]:
     return frozenset(chr(code) for code in cmap if code < 0x3000)
 
 
-def _is_printer_face(path: Path) -> bool:
+def is_printer_face(path: Path) -> bool:
+    """Whether a font file lies in one of the printer faces' folders (``PRINTER_FACE_DIRS``)."""
     return any(part in PRINTER_FACE_DIRS for part in path.parent.parts)
 
 
@@ -85,7 +86,7 @@ def _discover(keep, roots: tuple[Path, ...] = FONT_ROOTS) -> tuple[FontFace, ...
 @lru_cache(maxsize=4)
 def discover_fonts(held_out: bool = False) -> tuple[FontFace, ...]:
     """Document faces that cover the basic Latin alphabet; ``held_out`` selects the held-out families instead."""
-    return _discover(lambda path: _is_document_face(path) and not _is_printer_face(path)
+    return _discover(lambda path: _is_document_face(path) and not is_printer_face(path)
                      and path.stem.startswith(HELD_OUT_FAMILIES) == held_out)
 
 
@@ -93,7 +94,7 @@ def discover_fonts(held_out: bool = False) -> tuple[FontFace, ...]:
 def discover_printer_faces(held_out: bool = False, roots: tuple[Path, ...] = FONT_ROOTS) -> tuple[FontFace, ...]:
     """Printer-like monospaced faces (``PRINTER_FACE_DIRS``; none where those packages are not installed) in
     upright text weights; ``held_out`` selects ``HELD_OUT_PRINTER_FAMILIES`` instead."""
-    return _discover(lambda path: _is_document_face(path) and _is_printer_face(path)
+    return _discover(lambda path: _is_document_face(path) and is_printer_face(path)
                      and not any(part in path.stem for part in _PRINTER_EXCLUDED_NAME_PARTS)
                      and path.stem.startswith(HELD_OUT_PRINTER_FAMILIES) == held_out
                      and _is_upright_fixed_pitch(path), roots)

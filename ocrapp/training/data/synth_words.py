@@ -98,7 +98,8 @@ class WordRenderer:
         self._font_cache: dict[tuple[Path, int], ImageFont.FreeTypeFont] = {}
         self._fixed_pitch: tuple[FontFace, ...] | None = None
         self._narrow: tuple[FontFace, ...] | None = None
-        self.printer_faces = discover_printer_faces(cfg.held_out_fonts)
+        # found only for the styles that draw them (opening every printer face costs most of a second)
+        self.printer_faces = discover_printer_faces(cfg.held_out_fonts) if cfg.printer_face_share > 0 else ()
 
     def _font(self, face: FontFace, size: int) -> ImageFont.FreeTypeFont:
         key = (face.path, size)
