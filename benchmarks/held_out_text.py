@@ -3,7 +3,7 @@ trained on; the dev data is not used here), under the default settings and varia
 
     python benchmarks/held_out_text.py [--data ~/.cache/ocrapp/pages] [--pages 80] [--threads 2]
         [--variants default no-sure-space-alternative no-word-spans spaces-as-read] [--recognizer-weights W]
-        [--json out.json]
+        [--detector-weights D] [--json out.json]
 
 Per variant: bag-of-words and end-to-end F1, strict and relaxed, over all pages' words (``bench.pages.score_page``
 summed over pages: pooled counts, not a mean of pages). Every variant reads every page from scratch.
@@ -41,10 +41,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default", "no-sure-space-alternative"])
     ap.add_argument("--recognizer-weights", type=Path, default=None, help="default: the shipped recognizer")
+    ap.add_argument("--detector-weights", type=Path, default=None,
+                    help="default: the shipped detector (its stored input size and postprocessing)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    base = OcrConfig(device="cpu", recognizer_weights=args.recognizer_weights)
+    base = OcrConfig(device="cpu", recognizer_weights=args.recognizer_weights,
+                     detector_weights=args.detector_weights)
     ocr = OCR(base)
     configs = {name: VARIANTS[name](base) for name in args.variants}
     counts: dict[str, dict[str, list[int]]] = {name: {} for name in configs}
