@@ -26,7 +26,7 @@ NEIGHBOUR_RULES = ("keep", "split", "half")
 
 @dataclass(frozen=True)
 class RectifyConfig:
-    vertical_ratio: float = 1.5  # crop height / width above which a word is treated as vertical text
+    vertical_ratio: float = 1.5  # box height / width (and / text height) above which a word is vertical text
     min_side: float = 2.0  # polygons thinner than this (pixels) are degenerate
     min_area: float = 4.0  # square pixels
     iou_threshold: float = 0.5  # duplicate suppression
@@ -179,7 +179,7 @@ def rectify_word(
     """One upright crop (same dtype/channels as ``image``), at least 1x1."""
     quad = to_quad(polygon)
     height = text_height if text_height is not None else min(quad_size(quad))
-    return _warp_padded(image, pad_quad(quad, config.pad), config, height)
+    return _warp_padded(image, pad_quad(quad, config.pad), is_vertical(quad, height, config), config)
 
 
 def pad_quad(quad: np.ndarray, fraction: float, left: float | None = None, right: float | None = None) -> np.ndarray:
@@ -242,7 +242,15 @@ def side_margins(quads: Sequence[np.ndarray], fraction: float, half_gap: bool = 
     return margins
 
 
-def _warp_padded(image: np.ndarray, quad: np.ndarray, config: RectifyConfig, text_height: float) -> np.ndarray:
+def is_vertical(word_quad: np.ndarray, text_height: float, config: RectifyConfig) -> bool:
+    """Vertical text (e.g. a spine read top to bottom): the word's own box, margins left out, is taller than wide
+    and taller than the page's text by ``vertical_ratio``. (Its margins grow a lone narrow glyph's crop taller than
+    the text: "2" in "2 units" was read turned, as "cu".)"""
+    width, height = quad_size(word_quad)
+    return height > config.vertical_ratio * width and height > config.vertical_ratio * text_height
+
+
+def _warp_padded(image: np.ndarray, quad: np.ndarray, vertical: bool, config: RectifyConfig) -> np.ndarray:
     width, height = quad_size(quad)
     scale = min(1.0, config.max_side / max(width, height, 1.0))
     out_w = max(1, int(math.ceil(width * scale)))
@@ -250,8 +258,7 @@ def _warp_padded(image: np.ndarray, quad: np.ndarray, config: RectifyConfig, tex
     dst = np.array([[0, 0], [out_w, 0], [out_w, out_h], [0, out_h]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), dst)
     crop = cv2.warpPerspective(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if height > config.vertical_ratio * width and height > config.vertical_ratio * text_height:
-        # Vertical text (e.g. a spine read top to bottom): turn it to horizontal.
+    if vertical:  # read top to bottom: turn it to horizontal
         crop = cv2.rotate(crop, cv2.ROTATE_90_COUNTERCLOCKWISE)
     return crop
 
@@ -277,8 +284,9 @@ def rectify_words(
 def warp_crops(image: np.ndarray, polygons: Sequence[Polygon], quads: Sequence[np.ndarray],
                config: RectifyConfig = RectifyConfig()) -> list[np.ndarray]:
     """The crops of ``polygons`` warped from their ``crop_quads``."""
-    text_height = _reference_height([to_quad(p) for p in polygons])
-    return [_warp_padded(image, q, config, text_height) for q in quads]
+    word_quads = [to_quad(p) for p in polygons]
+    text_height = _reference_height(word_quads)
+    return [_warp_padded(image, q, is_vertical(w, text_height, config), config) for w, q in zip(word_quads, quads)]
 
 
 def crop_spans_on_page(word: Polygon, crop_quad: np.ndarray, crop_width: int,

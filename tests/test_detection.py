@@ -317,7 +317,8 @@ def test_train_resume_and_export(tmp_path):
 
 @pytest.mark.slow
 def test_fine_tune_keeps_its_starting_weights_when_training_only_hurts(tmp_path):
-    """A fine-tune scores its starting weights first: a run whose steps wreck the model (lr 0.5) keeps them."""
+    """A fine-tune scores its starting weights first, with the postprocessing they are shipped with (the page's
+    words found as the pipeline finds them): a run whose steps wreck the model (lr 0.5) keeps them."""
     from ocrapp.training.data.pages import build_pages
     from ocrapp.training.detector.train import parse_args, train
 
@@ -326,7 +327,7 @@ def test_fine_tune_keeps_its_starting_weights_when_training_only_hurts(tmp_path)
                               "--batch", "1", "--infer-size", "1024", "--val-pages", "1", "--init", str(SHIPPED),
                               "--lr", "0.5", "--warmup", "1", "--minutes", "0.1"]))
     start, *later = state["history"]
-    assert start["step"] == 0 and start["hmean"] > 0.1  # the shipped weights, scored before any step
+    assert start["step"] == 0 and start["hmean"] > 0.8  # the shipped weights, scored before any step
     assert later and later[-1]["step"] > 0 and later[-1]["hmean"] < start["hmean"]
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
     assert best["state"]["step"] == 0 and state["best_hmean"] == start["hmean"]
@@ -580,7 +581,9 @@ def test_shipped_weights_find_the_words_of_a_close_up(tmp_path):
         scaled = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
         pred.text_scale = None
         magnified = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
-        assert scaled.recall >= 0.85 and magnified.recall <= 0.3, (scaled.as_dict(), magnified.as_dict())
+        # the scale rule finds the words, and far more of them than reading the close-up magnified to full size
+        assert scaled.recall >= 0.85 and scaled.recall >= magnified.recall + 0.3, (scaled.as_dict(),
+                                                                                     magnified.as_dict())
 
 
 def _rect(x0: float, y0: float, x1: float, y1: float, angle_deg: float = 0.0):

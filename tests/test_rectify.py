@@ -111,6 +111,18 @@ def test_vertical_word_is_turned_horizontal() -> None:
     assert crops[1].shape[0] > crops[1].shape[1]  # not rotated: it is as tall as the text, no taller
 
 
+def test_a_lone_digit_keeps_its_orientation_with_the_default_margins() -> None:
+    """A one-glyph box a little taller than the line's words (a photo's "2" in "2 units") is not vertical text,
+    although its margins make the crop half again as tall as the words' boxes."""
+    page = np.full((200, 400, 3), 255, np.uint8)
+    words = [Polygon.from_bbox(BBox(20 + 70 * i, 50, 80 + 70 * i, 70)) for i in range(4)]  # 20 px high
+    digit = Polygon.from_bbox(BBox(320, 46, 333, 74))  # 13 x 28 px: 1.4 times the words' height
+    spine = Polygon.from_bbox(BBox(350, 20, 370, 120))  # 5 times the words' height: read top to bottom
+    crops = rectify_words(page, [*words, digit, spine], RectifyConfig())
+    assert crops[4].shape[0] > crops[4].shape[1]  # upright, as it stands
+    assert crops[5].shape[1] > crops[5].shape[0]  # turned
+
+
 def test_crop_size_from_side_lengths() -> None:
     quad = to_quad(Polygon(((10, 10), (110, 10), (110, 40), (10, 40))))
     assert quad_size(quad) == (100.0, 30.0)

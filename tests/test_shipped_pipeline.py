@@ -13,7 +13,7 @@ from ocrapp.detection.model import DEFAULT_ARCH
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 # Relaxed bag-of-words recall measured with the weights in models/ when they were exported (see the README's
 # sample output); bounds a few points lower so that a regression anywhere in the pipeline fails.
-MIN_RECALL = {"letter-photo.jpg": 0.85, "annual-report.pdf": 0.9}  # measured 1.0 and 0.988 (sessions 6 to 8)
+MIN_RECALL = {"letter-photo.jpg": 0.85, "annual-report.pdf": 0.9}  # measured 1.0 and 1.0 (session 25)
 
 needs_models = pytest.mark.skipif(
     not (default_detector_path(DEFAULT_ARCH).exists() and default_recognizer_path().exists()),
@@ -59,8 +59,9 @@ def test_low_precision_is_the_default_and_can_be_turned_off(monkeypatch: pytest.
 
 @needs_models
 def test_short_words_are_reported_with_their_lines_height_and_read_from_their_own_box(ocr, tmp_path: Path) -> None:
-    """On a freshly generated page: the reported boxes match more of the page's word boxes (which span their line)
-    than the detector's own, and the text is the same, since the recognizer reads the detector's boxes either way."""
+    """On a freshly generated page: the reported boxes fit the page's word boxes (which span their line) more
+    tightly than the detector's own, losing none of the matches, and the text is the same, since the recognizer
+    reads the detector's boxes either way."""
     import random
     from dataclasses import replace
 
@@ -78,4 +79,5 @@ def test_short_words_are_reported_with_their_lines_height_and_read_from_their_ow
     assert sorted(w.text for w in grown_page.words) == sorted(w.text for w in ink_page.words)  # order: the layout's
     changed = len({w.polygon for w in grown_page.words} - {w.polygon for w in ink_page.words})
     grown, kept = (match_counts(list(sample.quads), [w.polygon for w in page.words]) for page in (grown_page, ink_page))
-    assert changed >= 5 and grown.matched > kept.matched, (changed, grown.as_dict(), kept.as_dict())
+    assert changed >= 5 and grown.matched >= kept.matched and grown.mean_iou >= kept.mean_iou + 0.01, (
+        changed, grown.as_dict(), kept.as_dict())

@@ -8,7 +8,8 @@
   carried across resumes), gradient clipping; CUDA runs under autocast (bf16);
 * every ``--ckpt-minutes``: ``last.pt`` (model, optimiser, counters) and, when validation improves, ``best.pt``;
   validation = detection hmean at IoU 0.5 on held-out cache pages (ids divisible by 50), predictor at infer size,
-  DB postprocessing of ``--postprocess`` (a tune JSON; default docTR's). Another validation set or postprocessing
+  DB postprocessing of ``--postprocess`` (a tune JSON; default: the one stored in the ``--init`` weights, else
+  docTR's: a fine-tune is scored as its starting file is used). Another validation set or postprocessing
   starts a new best record: scores of different settings do not compare.
 * a second run with the same ``--out`` resumes from ``last.pt``.
 """
@@ -101,7 +102,7 @@ def train(args: argparse.Namespace) -> dict:
     else:
         val_items = list_items(Path(args.data), "val")[: args.val_pages]
         val_file.write_text(json.dumps([str(p) for p in val_items]))
-    postprocess = load_tuned(args.postprocess) or PostprocessConfig()
+    postprocess = load_tuned(args.postprocess) or postprocess_stored_in(args.init)
 
     def best_checkpoint_score() -> float:
         """best.pt's hmean on the current validation pages (-1 without best.pt or pages)."""
@@ -211,6 +212,13 @@ def train(args: argparse.Namespace) -> dict:
     return state
 
 
+def postprocess_stored_in(weights: Path | None) -> PostprocessConfig:
+    """The DB postprocessing a weight file was tuned with (docTR's defaults when it stores none)."""
+    if weights is None:
+        return PostprocessConfig()
+    return PostprocessConfig.from_metadata(read_detector_weights(weights)[1])
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path.home() / ".cache/ocrapp/pages")
@@ -229,7 +237,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--val-minutes", type=float, default=15.0)
     ap.add_argument("--postprocess", type=Path, default=None,
-                    help="validate with the DB postprocessing of this tune JSON (default: docTR's)")
+                    help="validate with the DB postprocessing of this tune JSON (default: the --init file's, else docTR's)")
     ap.add_argument("--val-pages", type=int, default=10)
     ap.add_argument("--log-seconds", type=float, default=60.0)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
