@@ -237,7 +237,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
     ap.add_argument("--val-minutes", type=float, default=15.0)
     ap.add_argument("--postprocess", type=Path, default=None,
-                    help="validate with the DB postprocessing of this tune JSON (default: the --init file's, else docTR's)")
+                    help="validate with the DB postprocessing of this tune JSON (default: --init's, else docTR's)")
     ap.add_argument("--val-pages", type=int, default=10)
     ap.add_argument("--log-seconds", type=float, default=60.0)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing last.pt")
