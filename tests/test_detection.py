@@ -581,9 +581,9 @@ def test_shipped_weights_find_the_words_of_a_close_up(tmp_path):
         scaled = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
         pred.text_scale = None
         magnified = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
-        # the scale rule finds the words, and far more of them than reading the close-up magnified to full size
-        assert scaled.recall >= 0.85 and scaled.recall >= magnified.recall + 0.3, (scaled.as_dict(),
-                                                                                     magnified.as_dict())
+        # the scale rule finds the words, and boxes them far better than reading the close-up magnified to full size
+        assert scaled.recall >= 0.85 and scaled.hmean >= magnified.hmean + 0.15, (scaled.as_dict(),
+                                                                                   magnified.as_dict())
 
 
 def _rect(x0: float, y0: float, x1: float, y1: float, angle_deg: float = 0.0):
