@@ -85,6 +85,7 @@ def train(args: argparse.Namespace) -> dict:
                             fused=fused_ok)
     state = {"step": 0, "elapsed_s": 0.0, "pages_seen": 0, "best_hmean": -1.0, "history": []}
     last = out / "last.pt"
+    init_state, init_metadata = read_detector_weights(args.init) if args.init else ({}, {})
     if last.exists() and not args.fresh:
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
@@ -92,7 +93,6 @@ def train(args: argparse.Namespace) -> dict:
         state.update(ck["state"])
         say(f"resumed from {last}: step {state['step']}, {state['elapsed_s'] / 60:.1f} min trained")
     elif args.init:
-        init_state, _ = read_detector_weights(args.init)
         load_state_into(model, init_state, args.init)
         say(f"started from the weights {args.init}")
     val_file = out / "val_items.json"
@@ -102,7 +102,7 @@ def train(args: argparse.Namespace) -> dict:
     else:
         val_items = list_items(Path(args.data), "val")[: args.val_pages]
         val_file.write_text(json.dumps([str(p) for p in val_items]))
-    postprocess = load_tuned(args.postprocess) or postprocess_stored_in(args.init)
+    postprocess = load_tuned(args.postprocess) or PostprocessConfig.from_metadata(init_metadata)
 
     def best_checkpoint_score() -> float:
         """best.pt's hmean on the current validation pages (-1 without best.pt or pages)."""
@@ -210,13 +210,6 @@ def train(args: argparse.Namespace) -> dict:
     say(f"{'stopped' if stop.requested else 'done'}: step {state['step']}, best hmean {state['best_hmean']}")
     log.close()
     return state
-
-
-def postprocess_stored_in(weights: Path | None) -> PostprocessConfig:
-    """The DB postprocessing a weight file was tuned with (docTR's defaults when it stores none)."""
-    if weights is None:
-        return PostprocessConfig()
-    return PostprocessConfig.from_metadata(read_detector_weights(weights)[1])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
