@@ -17,7 +17,7 @@ import torch
 
 from ocrapp.detection import DEFAULT_ARCH, DetectionPredictor, build_detector, load_detector, load_doctr_checkpoint
 from ocrapp.detection.fragments import FragmentRule
-from ocrapp.detection.metrics import match_counts
+from ocrapp.detection.metrics import DetCounts, match_counts
 from ocrapp.detection.model import export_fp16_safetensors
 from ocrapp.detection.predictor import resize_and_pad
 from ocrapp.detection.text_scale import TextScaleConfig
@@ -434,6 +434,26 @@ def test_tuned_input_size_travels_in_the_weight_file(tmp_path):
         load_detector(path, DEFAULT_ARCH)
 
 
+def test_the_mean_of_two_detectors_is_a_detector_with_the_first_files_settings(tmp_path):
+    from ocrapp.detection.model import INPUT_SIZE_KEY, PostprocessConfig
+    from ocrapp.training.average import main as average
+
+    torch.manual_seed(1)
+    first, second = build_detector(DEFAULT_ARCH), build_detector(DEFAULT_ARCH)
+    tuned = PostprocessConfig(bin_thresh=0.4, box_thresh=0.5, unclip_ratio=0.9)
+    export_fp16_safetensors(first, tmp_path / "a.safetensors", metadata={**tuned.to_metadata(), INPUT_SIZE_KEY: "1280"})
+    export_fp16_safetensors(second, tmp_path / "b.safetensors")
+    files = [str(tmp_path / name) for name in ("a.safetensors", "b.safetensors", "m.safetensors")]
+    out = average([files[0], files[1], "--out", files[2]])
+    predictor = DetectionPredictor.from_weights(out, DEFAULT_ARCH)
+    post = predictor.postprocessor
+    assert predictor.input_size == 1280 and (post.bin_thresh, post.box_thresh, post.unclip_ratio) == (0.4, 0.5, 0.9)
+    key = "prob_head.0.weight"
+    mean = (first.state_dict()[key] + second.state_dict()[key]) / 2
+    assert not torch.allclose(first.state_dict()[key], second.state_dict()[key], atol=1e-2)
+    assert torch.allclose(load_detector(out, DEFAULT_ARCH).state_dict()[key], mean, atol=2e-3)
+
+
 def test_tuner_picks_the_input_size_too(tmp_path, monkeypatch):
     """Two sizes, scored on the same held-out pages: the JSON names the better size (export and evaluate read it
     with load_tuned_input_size)."""
@@ -572,18 +592,19 @@ def test_shipped_weights_find_the_words_of_a_close_up(tmp_path):
     sample = page_from_pdf(pdf, 0, rng, dpi_range=(150, 150))
     h, w = sample.image.shape[:2]
     pred = DetectionPredictor.from_weights(SHIPPED, DEFAULT_ARCH)
+    scaled, magnified = DetCounts(), DetCounts()
     for x0, y0 in ((int(0.1 * w), int(0.1 * h)), (int(0.3 * w), int(0.4 * h))):  # a quarter of the page's width
         crop = np.ascontiguousarray(sample.image[y0:y0 + h // 4, x0:x0 + w // 4])
         quads = [np.asarray(q) - (x0, y0) for q in sample.quads]
         quads = [q for q in quads if q.min() >= 0 and q[:, 0].max() <= w // 4 and q[:, 1].max() <= h // 4]
         assert len(quads) > 20
         pred.text_scale = TextScaleConfig()
-        scaled = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
+        scaled = scaled.add(match_counts(quads, [p for p, _ in pred.predict([crop])[0]]))
         pred.text_scale = None
-        magnified = match_counts(quads, [p for p, _ in pred.predict([crop])[0]])
-        # the scale rule finds the words, and boxes them far better than reading the close-up magnified to full size
-        assert scaled.recall >= 0.85 and scaled.hmean >= magnified.hmean + 0.15, (scaled.as_dict(),
-                                                                                   magnified.as_dict())
+        magnified = magnified.add(match_counts(quads, [p for p, _ in pred.predict([crop])[0]]))
+    # the scale rule finds the words, and boxes them far better than reading the close-ups magnified to full size
+    # (both crops pooled, 59 words; session 26's detector: recall 0.93, hmean 0.73 against 0.66 and 0.53)
+    assert scaled.recall >= 0.85 and scaled.hmean >= magnified.hmean + 0.15, (scaled.as_dict(), magnified.as_dict())
 
 
 def _rect(x0: float, y0: float, x1: float, y1: float, angle_deg: float = 0.0):

@@ -386,7 +386,7 @@ def test_average_of_two_recognizers_is_a_loadable_model(tmp_path: Path) -> None:
     from ocrapp.recognition.clip4str.model import Clip4Str
     from ocrapp.recognition.weights import save_recognizer
     from ocrapp.safetensors_io import fp16_state, read_safetensors
-    from ocrapp.training.recognizer.average import average_states, main
+    from ocrapp.training.average import average_states, main
 
     torch.manual_seed(0)
     a, b = Clip4Str(CONFIGS["clip4str-tiny"]), Clip4Str(CONFIGS["clip4str-tiny"])

@@ -3,7 +3,7 @@
 After every optimizer step ``avg = decay * avg + (1 - decay) * weights``. The average starts at the weights the
 run starts from, so a fine-tune's average leans on its initial weights early on: with decay ``d`` the start still
 weighs ``d ** steps`` (0.998 over 600 steps: 0.30), the soup of the start and the fine-tune that the project
-otherwise builds by hand (``training.recognizer.average``). Integer buffers are copied, not averaged.
+otherwise builds by hand (``training.average``). Integer buffers are copied, not averaged.
 """
 
 from __future__ import annotations

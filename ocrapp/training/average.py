@@ -1,12 +1,14 @@
-"""Average recognizer weight files that share a starting point (a "model soup").
+"""Average weight files that share a starting point (a "model soup"): recognizers or detectors alike.
 
-    python -m ocrapp.training.recognizer.average SHIPPED.safetensors GPU.safetensors --share 0.5 --out SOUP.safetensors
+    python -m ocrapp.training.average SHIPPED.safetensors GPU.safetensors --share 0.5 --out SOUP.safetensors
 
 Two runs fine-tuned from the same weights stay in one basin, so their mean is a model, and it keeps much of what
 each run learnt: the GPU run on synthetic words alone drifted from real-PDF words, the shipped weights had not
-seen its 222k extra samples, and their mean beat both on the held-out sets (scripts/gpu_session.md). Integer
-buffers (BatchNorm's batch counters) are taken from the last file. The header metadata (config, charset) of the
-first file is kept; shard indexes are accepted in place of files.
+seen its 222k extra samples, and their mean beat both on the held-out sets (scripts/gpu_session.md); the
+detector shipped in session 26 is the mean of two fine-tuning rounds (its card). Integer buffers (BatchNorm's
+batch counters) are taken from the last file. The header metadata of the first file is kept (the recognizer's
+config and charset, the detector's input size and postprocessing), with ``averaged_from`` naming the files and
+their shares; shard indexes are accepted in place of files.
 """
 
 from __future__ import annotations
