@@ -523,3 +523,24 @@ def test_image_tower_runs_in_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.
         plain = training.encode_image(x)
         training.image_autocast = torch.bfloat16
         assert torch.equal(training.encode_image(x), plain)  # training ignores it
+
+
+def test_form_rules_are_erased_where_no_letter_meets_them() -> None:
+    """A rule under a "word" of two strokes, one of which crosses it as a descender does: the rule goes where it
+    runs alone and stays where the strokes meet it; the strokes stay whole. A dash in the middle of a crop and a
+    crop without rules come back as they are."""
+    from ocrapp.recognition.form_rules import erase_form_rules
+
+    crop = np.full((40, 200, 3), 255, np.uint8)
+    crop[30:33, :] = 0  # the rule
+    crop[8:30, 60:64] = 0  # a letter standing on it
+    crop[8:38, 120:124] = 0  # a descender through it
+    erased = erase_form_rules(crop)
+    assert (erased[30:33, :40] == 255).all() and (erased[30:33, 80:110] == 255).all()
+    assert (erased[8:38, 120:124] == 0).all() and (erased[8:33, 60:64] == 0).all()
+    dash = np.full((40, 200, 3), 255, np.uint8)
+    dash[19:22, 10:190] = 0
+    assert erase_form_rules(dash) is dash
+    no_rule = crop.copy()
+    no_rule[30:33] = 255
+    assert erase_form_rules(no_rule) is no_rule

@@ -146,6 +146,31 @@ def test_neighbours_are_cut_by_the_crop_edge() -> None:
     assert set(shares.values()) == {0.0}
 
 
+def test_form_rules_run_across_the_crop_and_the_crop_takes_them_in() -> None:
+    """The word drawn in the paper's colour leaves only the form's rules as ink: nearly every crop holds a row of
+    them (solid, dashed or dotted) running from its left third to its right third. Only the forms profile and its
+    held-out folder draw rules."""
+    from ocrapp.training.data.val_sets import SYNTH_VAL_SETS
+
+    renderer = WordRenderer(PROFILES["forms"], seed=3)
+    face = next(f for f in renderer.fonts if f.covers("example"))
+    font = renderer._font(face, 40)
+    white, black = (255, 255, 255), (0, 0, 0)
+    with_rules = 0
+    for _ in range(100):
+        image, layout = renderer._draw("example", font, white, white)
+        image, layout = renderer._add_form_rules(image, layout, font, black)
+        ink = renderer._crop(image, layout)[..., 0] < 128
+        third = ink.shape[1] // 3
+        rows = ink[ink.mean(axis=1) > 0.2]
+        with_rules += bool(len(rows)) and rows[:, :third].any() and rows[:, -third:].any()
+    assert with_rules >= 97  # 0.8 of them without the layout's extension (session 27)
+    shares = {v.name: v.cfg.form_rule_share for v in SYNTH_VAL_SETS}
+    assert shares.pop("forms_val") == 1.0 and set(shares.values()) == {0.0}
+    assert PROFILES["forms"].form_rule_share > 0
+    assert all(cfg.form_rule_share == 0 for name, cfg in PROFILES.items() if name != "forms")
+
+
 def test_thermal_profile_squeezes_narrow_faces_in_grey_ink() -> None:
     """Till receipts: monospaced or condensed faces, grey ink at least 60 levels below white paper, and a line
     squeezed to 0.6 of its width keeps its layout on the squeezed ink."""
@@ -261,9 +286,9 @@ def test_crops_are_blurred_on_the_fly_at_the_chosen_share() -> None:
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     pdfs = _debian_like_pdf_root(tmp_path / "debian")
-    mix = DataMix(workers=5, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1,
+    mix = DataMix(workers=6, receipt_workers=1, receipt_share=0.25, scan_workers=1, scan_share=0.1,
                   thermal_workers=1, thermal_share=0.1, words=600, pdf_root=pdfs, pdf_workers=1, pdf_share=0.25,
-                  blur_share=0.2)
+                  blur_share=0.2, forms_workers=1, forms_share=0.1)
     report = run(out=tmp_path / "out", minutes=0.6, work=tmp_path / "work", mix=mix, batch_size=16,
                  config="clip4str-tiny", init=None)
     files = sorted((tmp_path / "out").glob("*.safetensors*"))
@@ -275,11 +300,12 @@ def test_gpu_recipe_runs_at_tiny_size_on_cpu(tmp_path: Path) -> None:
     assert set(by_weights) == {"trained", "moving average"} and report["ema_decay"] == 0.998
     assert report["exact_accuracy"] == by_weights[report["weights"]]
     assert sum(report["exact_accuracy"].values()) == max(sum(v.values()) for v in by_weights.values())
-    # one data engine per source, all feeding the batches: general, receipts, scan and printer words, real PDF words
-    assert report["data_weights"] == pytest.approx({"synth": 0.3, "synth_receipts": 0.25, "synth_scans": 0.1,
-                                                    "synth_printer": 0.1, "pdf": 0.25})
+    # one data engine per source, all feeding the batches: general, receipts, scan, printer and form words, real
+    # PDF words
+    assert report["data_weights"] == pytest.approx({"synth": 0.2, "synth_receipts": 0.25, "synth_scans": 0.1,
+                                                    "synth_printer": 0.1, "synth_forms": 0.1, "pdf": 0.25})
     assert all(report["words_rendered"][name] > 0
-               for name in ("synth", "synth_receipts", "synth_scans", "synth_printer", "pdf"))
+               for name in ("synth", "synth_receipts", "synth_scans", "synth_printer", "synth_forms", "pdf"))
     receipt_shards = list_shards(tmp_path / "work" / "synth_receipts")
     receipt_labels = "".join(p.with_suffix(".txt").read_text() for p in receipt_shards)
     assert sum(c.isupper() for c in receipt_labels) > sum(c.islower() for c in receipt_labels)

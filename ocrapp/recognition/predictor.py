@@ -12,6 +12,7 @@ import torch
 from ocrapp import accel
 from ocrapp.models_registry import default_lexicon_path, default_recognizer_path
 from ocrapp.recognition.clip4str.model import Clip4Str
+from ocrapp.recognition.form_rules import FormRuleConfig, erase_form_rules
 from ocrapp.recognition.lexicon import Lexicon, LexiconConfig, apply_corrections, in_listed_language, propose
 from ocrapp.recognition.long_crops import (JOIN_NONE, SplitConfig, glues_spaced_reads, has_space_gap, join_reads,
                                            split_long_crop)
@@ -72,6 +73,9 @@ class RecognizerConfig:
     # Unsure readings of words missing from the word list are checked against listed words near them (see
     # recognition.lexicon); None keeps every reading as the model gives it.
     lexicon: LexiconConfig | None = LexiconConfig()
+    # Form rules (a line a word is typed on, a box edge) cut in by a word's box are painted over before reading
+    # (see form_rules); None reads crops as they are.
+    form_rules: FormRuleConfig | None = FormRuleConfig()
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -129,6 +133,8 @@ class Recognizer:
     def read(self, crops: Sequence[np.ndarray], correct: bool = True) -> list[tuple[str, float]]:
         """Read RGB word crops; returns (text, confidence) per crop, confidence = product of char probs.
         ``correct=False``: the model's readings, without the word list's corrections."""
+        if self.cfg.form_rules is not None:
+            crops = [erase_form_rules(crop, self.cfg.form_rules) for crop in crops]
         out = self._read_once(crops)
         if self.cfg.reread_below is not None:
             self._reread_unsure(crops, out, self.cfg.reread_below)

@@ -60,6 +60,10 @@ class RenderConfig:
     # Terminal and programming faces (fonts.PRINTER_FACE_DIRS), whose "M", "W" and zeros are shaped like a till
     # printer's font's; no effect where those font packages are not installed.
     printer_face_share: float = 0.0
+    # Form fields (FUNSD's kind): the word typed or printed on a rule that runs past it (touching its baseline or
+    # crossing its descenders), under a box's top edge, or in a box; solid, dashed or dotted; the crop takes the
+    # rules in, as annotated boxes of forms do.
+    form_rule_share: float = 0.0
 
 
 # Characters that end or begin a neighbouring word, of which a crop catches a sliver.
@@ -80,6 +84,8 @@ PROFILES = {
 }
 # Till-receipt print (the thermal mix) set mostly in printer faces (session 23).
 PROFILES["printer"] = replace(PROFILES["thermal"], printer_face_share=0.8)
+# Form fields: the scans mix with most words on or under a form's rules (session 27).
+PROFILES["forms"] = replace(PROFILES["scans"], form_rule_share=0.7)
 # Face names of the narrow (condensed) document faces ("Cond" also finds "Condensed").
 NARROW_NAME_PARTS = ("Narrow", "Cond")
 
@@ -182,6 +188,8 @@ class WordRenderer:
                          else self._draw(text, font, ink, paper, pixel_print, zero_mark))
         if self._chance(self.cfg.condense_share):
             image, layout = _scale_width(image, layout, self.rng.uniform(0.6, 1.25))
+        if self._chance(self.cfg.form_rule_share):
+            image, layout = self._add_form_rules(image, layout, font, ink)
         if not pixel_print and self._chance(self.cfg.neighbour_share):
             image, layout = self._add_neighbours(image, layout, font, ink)
         if not (pixel_print or typewriter) and self._chance(self.cfg.dot_matrix_share):
@@ -306,6 +314,46 @@ class WordRenderer:
         layout = replace(layout, clip_left=clips.get("left"), clip_right=clips.get("right"))
         return np.asarray(canvas), layout
 
+    def _add_form_rules(self, image: np.ndarray, layout: "_Layout", font: ImageFont.FreeTypeFont,
+                        ink: tuple[int, ...]) -> tuple[np.ndarray, "_Layout"]:
+        """A form's rules around the word: a line it stands on (from a little above its baseline to below its
+        descenders), a box's top edge above it, or both; 3-12 % of the font size thick, solid, dashed or
+        dotted, running past the word on both sides, in the word's ink or a form's lighter print. The layout
+        grows to take each rule in, sometimes only its near edge (a box cut at the rule)."""
+        canvas = Image.fromarray(image)
+        draw = ImageDraw.Draw(canvas)
+        size = float(font.size)
+        colour = ink if self.rng.random() < 0.6 else tuple(min(255, c + self.rng.randint(20, 110)) for c in ink)
+        kind = self.rng.choices(("under", "over", "box"), weights=(0.6, 0.15, 0.25))[0]
+        style = self.rng.choices(("solid", "dashed", "dotted"), weights=(0.75, 0.1, 0.15))[0]
+        top, baseline = layout.top, layout.top + layout.ascent
+        extend_top, extend_bottom = None, None
+        if kind in ("under", "box"):
+            thickness = max(1, round(size * self.rng.uniform(0.03, 0.12)))
+            y = baseline + self.rng.uniform(-0.02, 0.35) * size
+            self._rule(draw, y, thickness, canvas.width, colour, style)
+            extend_bottom = y + thickness * self.rng.uniform(0.3, 1.0) + self.rng.uniform(0.0, 0.2) * size
+        if kind in ("over", "box"):
+            thickness = max(1, round(size * self.rng.uniform(0.03, 0.12)))
+            y = top - self.rng.uniform(0.05, 0.35) * size - thickness
+            self._rule(draw, y, thickness, canvas.width, colour, style)
+            extend_top = y + thickness * self.rng.uniform(0.0, 0.7) - self.rng.uniform(0.0, 0.2) * size
+        return np.asarray(canvas), replace(layout, extend_top=extend_top, extend_bottom=extend_bottom)
+
+    def _rule(self, draw: ImageDraw.ImageDraw, y: float, thickness: int, width: int, colour: tuple[int, ...],
+              style: str) -> None:
+        """A horizontal rule ``thickness`` px thick whose top is at ``y``, across the canvas."""
+        bottom = y + max(0, thickness - 1)  # never above y, also in floating point
+        if style == "solid":
+            draw.rectangle([(0, y), (width, bottom)], fill=colour)
+            return
+        dash = thickness * (self.rng.uniform(3, 8) if style == "dashed" else 1.0)
+        gap = thickness * (self.rng.uniform(1.5, 4) if style == "dashed" else self.rng.uniform(1.0, 3.0))
+        x = -self.rng.uniform(0, dash + gap)
+        while x < width:
+            draw.rectangle([(x, y), (x + max(0.0, dash - 1), bottom)], fill=colour)
+            x += dash + gap
+
     def _geometric(self, image: np.ndarray, paper: tuple[int, ...]) -> np.ndarray:
         h, w = image.shape[:2]
         r = self.rng.random()
@@ -339,8 +387,13 @@ class WordRenderer:
             pad = lambda: self.rng.uniform(0.0, 0.2) * line_h  # noqa: E731
         else:
             pad = lambda: self.rng.uniform(0.15, 0.6) * line_h  # noqa: E731
-        t = int(max(0, top - pad() - 0.15 * ascent))
-        b = int(min(h, bottom + pad()))
+        t = top - pad() - 0.15 * ascent
+        b = bottom + pad()
+        if layout.extend_top is not None:
+            t = min(t, layout.extend_top)
+        if layout.extend_bottom is not None:
+            b = max(b, layout.extend_bottom)
+        t, b = int(max(0, t)), int(min(h, b))
         l_ = int(max(0, left - pad() if layout.clip_left is None else layout.clip_left))
         r_ = int(min(w, right + pad() if layout.clip_right is None else math.ceil(layout.clip_right)))
         if b - t < 4 or r_ - l_ < 4:
@@ -395,6 +448,8 @@ class _Layout:
     width: float
     clip_left: float | None = None  # where the crop must cut, when a neighbour stands on that side
     clip_right: float | None = None
+    extend_top: float | None = None  # the crop reaches at least this high or low (a form's rules)
+    extend_bottom: float | None = None
 
     @property
     def line_height(self) -> float:

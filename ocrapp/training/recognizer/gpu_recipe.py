@@ -3,10 +3,11 @@
 Host cores make data into shards while the GPU trains on whatever is there (the stream rescans for new shards
 every pass): most workers render the "general" profile, ``--receipt-workers`` the "receipts" one (upper case,
 fields, dot-matrix and thermal print), drawn at ``--receipt-share`` of each batch, ``--scan-workers`` the "scans"
-one (low-resolution bilevel scans) at ``--scan-share``; with ``--pdf-root`` (Debian PDFs carried by
-``scripts/gpu_pack.py --model recognizer``) ``--pdf-workers`` cut real-word crops from them
-(``ocrapp.training.data.pdf_crops``), drawn at ``--pdf-share``: without real words a run drifts from them.
-Starts from the shipped weights when they fit (lr 4e-4 at batch 512, flat after 100 warm-up steps), else from
+one (low-resolution bilevel scans) at ``--scan-share``, ``--thermal-workers`` till-receipt print at
+``--thermal-share``, ``--forms-workers`` form fields (words on and under a form's rules) at ``--forms-share``;
+with ``--pdf-root`` (Debian PDFs carried by ``scripts/gpu_pack.py --model recognizer``) ``--pdf-workers`` cut
+real-word crops from them (``ocrapp.training.data.pdf_crops``), drawn at ``--pdf-share``: without real words a run
+drifts from them. Starts from the shipped weights when they fit (lr 4e-4 at batch 512, flat after 100 warm-up steps), else from
 scratch (7e-4, 200 steps); the rate scales with the square root of the batch. The last ``--anneal-share`` of the
 time decays the rate, so that the weights are annealed whatever the GPU's speed. A moving average of the weights
 is kept beside them (``--ema-decay``, session 22: on the CPU it beat the weights it followed by 0.2-0.7 points on
@@ -80,6 +81,8 @@ class DataMix:
     pdf_share: float = 0.4
     pdf_phrase_share: float = 0.25  # of the PDF crops: 2-3 words of a line, read with their spaces (session 17)
     blur_share: float = 0.25  # of each batch, blurred as drawn (defocus or motion smear, data.crop_blur; session 20)
+    forms_workers: int = 0  # of which render the "forms" profile (words on and under a form's rules; session 27)
+    forms_share: float = 0.1
 
 
 def better_of_weights_and_average(checkpoint: Path, val_sets: dict, device: torch.device
@@ -108,7 +111,8 @@ def run(out: Path, minutes: float, work: Path, mix: DataMix, batch_size: int, co
     pdf_workers = mix.pdf_workers if mix.pdf_root is not None else 0
     profiles = (("receipts", mix.receipt_workers, mix.receipt_share, 8),
                 ("scans", mix.scan_workers, mix.scan_share, 9),
-                ("printer", mix.thermal_workers, mix.thermal_share, 10))
+                ("printer", mix.thermal_workers, mix.thermal_share, 10),
+                ("forms", mix.forms_workers, mix.forms_share, 11))
     general_workers = max(1, mix.workers - sum(workers for _, workers, _, _ in profiles) - pdf_workers)
     producers = [_start_renderer(train_dir, general_workers, mix.words, seed=7)]
     data, weights = [train_dir], [1.0]
@@ -177,6 +181,9 @@ def main() -> None:
                    help="of which render till-receipt print (the printer profile; default: an eighth of them, "
                         "none below 8)")
     p.add_argument("--thermal-share", type=float, default=0.1)
+    p.add_argument("--forms-workers", type=int, default=None,
+                   help="of which render form fields (the forms profile; default: an eighth of them, none below 8)")
+    p.add_argument("--forms-share", type=float, default=0.1)
     p.add_argument("--pdf-root", type=Path, default=None, help="unpacked Debian PDFs to cut real-word crops from")
     p.add_argument("--pdf-workers", type=int, default=None, help="of the workers (default: a third with --pdf-root)")
     p.add_argument("--pdf-share", type=float, default=0.4)
@@ -196,8 +203,10 @@ def main() -> None:
     scan_workers = a.scan_workers if a.scan_workers is not None else a.workers // 8
     pdf_workers = a.pdf_workers if a.pdf_workers is not None else (max(1, a.workers // 3) if a.pdf_root else 0)
     thermal_workers = a.thermal_workers if a.thermal_workers is not None else a.workers // 8
+    forms_workers = a.forms_workers if a.forms_workers is not None else a.workers // 8
     mix = DataMix(a.workers, receipt_workers, a.receipt_share, scan_workers, a.scan_share, thermal_workers,
-                  a.thermal_share, a.words, a.pdf_root, pdf_workers, a.pdf_share, blur_share=a.blur_share)
+                  a.thermal_share, a.words, a.pdf_root, pdf_workers, a.pdf_share, blur_share=a.blur_share,
+                  forms_workers=forms_workers, forms_share=a.forms_share)
     print(json.dumps(run(a.out, a.minutes, a.work, mix, a.batch_size, a.config, init, a.anneal_share,
                          a.ema_decay), indent=2))
 
