@@ -1,18 +1,18 @@
 """GPU recipe for the recognizer: one bounded run on a single CUDA GPU with many host cores.
 
-Host cores make data into shards while the GPU trains on whatever is there (the stream rescans for new shards
-every pass): most workers render the "general" profile, ``--receipt-workers`` the "receipts" one (upper case,
-fields, dot-matrix and thermal print), drawn at ``--receipt-share`` of each batch, ``--scan-workers`` the "scans"
-one (low-resolution bilevel scans) at ``--scan-share``, ``--thermal-workers`` till-receipt print at
-``--thermal-share``, ``--forms-workers`` form fields (words on and under a form's rules) at ``--forms-share``;
-with ``--pdf-root`` (Debian PDFs carried by ``scripts/gpu_pack.py --model recognizer``) ``--pdf-workers`` cut
-real-word crops from them (``ocrapp.training.data.pdf_crops``), drawn at ``--pdf-share``: without real words a run
-drifts from them. Starts from the shipped weights when they fit (lr 4e-4 at batch 512, flat after 100 warm-up steps), else from
-scratch (7e-4, 200 steps); the rate scales with the square root of the batch. The last ``--anneal-share`` of the
-time decays the rate, so that the weights are annealed whatever the GPU's speed. A moving average of the weights
-is kept beside them (``--ema-decay``, session 22: on the CPU it beat the weights it followed by 0.2-0.7 points on
-held-out words); of the best checkpoint's weights and their average, the one that reads more held-out words is
-written. Then it writes fp16 weights to OUT in files of at most 16 MiB, with a JSON report.
+Host cores make data into shards while the GPU trains on whatever is there (the stream rescans for new shards every
+pass): most workers render the "general" profile, ``--receipt-workers`` the "receipts" one (upper case, fields,
+dot-matrix and thermal print), drawn at ``--receipt-share`` of each batch, ``--scan-workers`` the "scans" one
+(low-resolution bilevel scans) at ``--scan-share``, ``--thermal-workers`` till-receipt print at ``--thermal-share``,
+``--forms-workers`` form fields (words on and under a form's rules) at ``--forms-share``; with ``--pdf-root`` (Debian
+PDFs carried by ``scripts/gpu_pack.py --model recognizer``) ``--pdf-workers`` cut real-word crops from them
+(``ocrapp.training.data.pdf_crops``), drawn at ``--pdf-share``: without real words a run drifts from them. Starts from
+the shipped weights when they fit (lr 4e-4 at batch 512, flat after 100 warm-up steps), else from scratch (7e-4, 200
+steps); the rate scales with the square root of the batch. The last ``--anneal-share`` of the time decays the rate, so
+that the weights are annealed whatever the GPU's speed. A moving average of the weights is kept beside them
+(``--ema-decay``, session 22: on the CPU it beat the weights it followed by 0.2-0.7 points on held-out words); of the
+best checkpoint's weights and their average, the one that reads more held-out words is written. Then it writes fp16
+weights to OUT in files of at most 16 MiB, with a JSON report.
 
 python -m ocrapp.training.recognizer.gpu_recipe --out $OUT --minutes 8
 Tiny CPU check (the test does this): --minutes 0.5 --config clip4str-tiny --workers 1 --words 400 --init none
