@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocrapp.recognition.long_crops import ink_mask
+
 
 @dataclass(frozen=True)
 class FormRuleConfig:
@@ -20,13 +22,6 @@ class FormRuleConfig:
     band: float = 0.3  # rules only in this share of the height at the top and at the bottom
     max_rows: float = 0.3  # more rows of rules than this share of the height: not rules, left as they are
     min_aspect: float = 2.0  # crops narrower than this many heights (single characters) are left as they are
-
-
-def ink_mask(gray: np.ndarray) -> np.ndarray:
-    """Ink pixels by Otsu's threshold, dark ink on light paper or light on dark (the paper is the majority)."""
-    threshold = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0]
-    # Otsu puts the threshold at the dark level itself on a bilevel crop, hence "<="
-    return gray <= threshold if np.median(gray) > threshold else gray > threshold
 
 
 def rule_mask(ink: np.ndarray, cfg: FormRuleConfig = FormRuleConfig()) -> np.ndarray:
@@ -56,7 +51,7 @@ def erase_form_rules(crop: np.ndarray, cfg: FormRuleConfig = FormRuleConfig()) -
     h, w = crop.shape[:2]
     if h < 8 or w < cfg.min_aspect * h:
         return crop
-    ink = ink_mask(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
+    ink = ink_mask(crop, margin=0.0).astype(bool)  # the whole height: rules lie at the top and bottom
     mask = rule_mask(ink, cfg)
     if not mask.any() or ink.all():
         return crop

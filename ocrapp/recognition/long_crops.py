@@ -43,13 +43,14 @@ class Piece:
     join: str  # how its read attaches to the previous piece's (ignored for the first piece)
 
 
-def ink_mask(crop: np.ndarray) -> np.ndarray:
-    """Binary ink of the crop's middle band (Otsu split; ink is the minority class). The band leaves out the
-    top and bottom rows, where descenders and ascenders of neighbouring lines intrude."""
+def ink_mask(crop: np.ndarray, margin: float = 0.12) -> np.ndarray:
+    """Binary ink of the crop's middle band (Otsu split; ink is the minority class). The band leaves out
+    ``margin`` of the height at the top and at the bottom, where descenders and ascenders of neighbouring lines
+    intrude (0: the whole crop)."""
     gray = crop if crop.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(crop[..., :3]), cv2.COLOR_RGB2GRAY)
     h = gray.shape[0]
-    top = int(0.12 * h)
-    band = np.ascontiguousarray(gray[top: max(top + 1, int(np.ceil(0.88 * h)))])
+    top = int(margin * h)
+    band = np.ascontiguousarray(gray[top: max(top + 1, int(np.ceil((1 - margin) * h)))])
     _, binary = cv2.threshold(band, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return binary if binary.mean() < 0.5 else 1 - binary
 
