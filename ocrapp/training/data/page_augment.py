@@ -10,6 +10,8 @@ import random
 import cv2
 import numpy as np
 
+from ocrapp.training.data.crop_blur import motion_kernel
+
 
 def _warp_quads(quads: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     if len(quads) == 0:
@@ -96,12 +98,7 @@ def blur(img: np.ndarray, rng: random.Random) -> np.ndarray:
         k = rng.choice([3, 3, 5])
         return cv2.GaussianBlur(img, (k, k), rng.uniform(0.4, 1.4))
     k = rng.choice([3, 5, 7])
-    kern = np.zeros((k, k), np.float32)
-    kern[k // 2, :] = 1.0 / k
-    rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1)
-    kern = cv2.warpAffine(kern, rot, (k, k))
-    kern /= max(kern.sum(), 1e-6)
-    return cv2.filter2D(img, -1, kern)
+    return cv2.filter2D(img, -1, motion_kernel(k, rng.uniform(0, 180)))
 
 
 def noise(img: np.ndarray, rng: random.Random) -> np.ndarray:
