@@ -494,6 +494,41 @@ def test_words_are_grouped_to_multi_word_fields_before_matching():
     assert len(group_to_units([field], [words[0], straddling])) == 2
 
 
+def _quad(x0: float, x1: float, y0: float = 100, y1: float = 120) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
+
+
+def test_unmatched_words_are_sorted_by_what_the_boxes_did_with_them():
+    from ocrapp.detection.metrics import matched_pairs
+    from ocrapp.detection.misses import classify_misses, recall_ceiling
+
+    gt = [
+        _quad(100, 200), _quad(201, 206),  # "Fusce" and "." set as one word: no blank between them
+        _quad(300, 340), _quad(350, 390),  # "of the": a 0.5-height space
+        _quad(500, 700),                   # a long URL, cut in three
+        _quad(800, 850),                   # nothing found there
+        _quad(900, 960),                   # found, but the box is twice too tall
+        _quad(1000, 1080),                 # found exactly
+    ]
+    pred = [_quad(99, 207), _quad(299, 391), _quad(500, 560), _quad(570, 630), _quad(640, 700),
+            _quad(900, 960, 80, 140), _quad(1000, 1080)]
+    matches = matched_pairs(gt, pred)
+    matched = {i for i, _, _ in matches}
+    assert matched == {0, 7}  # "Fusce" keeps the merged box (IoU 0.93), the exact box its word
+    kinds = classify_misses(gt, pred, matched)
+    assert kinds == {"tight_merge": 1, "merge": 2, "split": 1, "missed": 1, "misfit": 1}
+    assert recall_ceiling(len(gt), kinds) == pytest.approx(7 / 8)
+
+
+def test_the_gap_between_words_is_measured_along_a_turned_line():
+    from ocrapp.detection.misses import line_gap
+
+    turn = cv2.getRotationMatrix2D((0, 0), 30, 1.0)[:, :2]
+    word, other = _quad(0, 100, 0, 20) @ turn.T, _quad(110, 150, 0, 20) @ turn.T
+    assert line_gap(word, other) == pytest.approx(0.5)  # 10 px of blank, 20 px high
+    assert line_gap(other, word) == pytest.approx(0.5)
+    assert line_gap(word, _quad(90, 150, 0, 20) @ turn.T) == pytest.approx(-0.5)  # overlapping
+
 def test_dot_matrix_breaks_strokes_into_dots_where_the_ink_was():
     from ocrapp.training.data.page_augment import dot_matrix, text_height
 

@@ -12,7 +12,9 @@ into one box per word there (``OcrConfig.word_spans``); ``--read --no-word-spans
 Sets whose ground-truth units are multi-word fields (WildReceipt) also get ``fields``: the same counts after the
 predicted words are grouped to the field that covers each (``metrics.group_to_units``), as the page benchmark does.
 Predictions that overlap a ground-truth "ignore" region (IoU >= 0.5 or >= 50% inside it) and match no word are
-not counted. EVALUATION ONLY: the dev data is never trained on.
+not counted. ``--misses`` sorts the unmatched words by cause (``detection.misses``: pieces of one printed word
+merged, words merged across a space, split, missed, misfit) and gives the recall word boxes could reach (every
+word found but the pieces the text layer splits without a space). EVALUATION ONLY: the dev data is never trained on.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -28,7 +31,8 @@ import numpy as np
 import torch
 from shapely.geometry import Polygon as ShapelyPolygon
 
-from ocrapp.detection.metrics import DetCounts, group_to_units, match_counts
+from ocrapp.detection.metrics import DetCounts, counts_of, group_to_units, match_counts, matched_pairs
+from ocrapp.detection.misses import MISS_KINDS, classify_misses, recall_ceiling
 from ocrapp.detection.line_height import LineHeightRule, extend_to_line_height
 from ocrapp.detection.model import DEFAULT_ARCH
 from ocrapp.detection.predictor import DetectionPredictor
@@ -82,19 +86,23 @@ def pipeline_boxes(ocr: "OCR") -> BoxSource:
 
 
 def evaluate(predict: BoxSource, sets=DEFAULT_SETS, max_pages_per_pdf: int | None = 2,
-             limit: int | None = None, verbose: bool = True) -> dict:
-    """Score the boxes ``predict`` gives each page (``detector_boxes``, ``pipeline_boxes``)."""
+             limit: int | None = None, verbose: bool = True, misses: bool = False) -> dict:
+    """Score the boxes ``predict`` gives each page (``detector_boxes``, ``pipeline_boxes``); with ``misses``, also
+    why each unmatched word went unmatched (``misses.classify_misses``) and the recall word boxes could reach."""
     from ocrapp.bench.datasets import FIELD_UNIT_SETS, iter_dev_pages
 
     results = {}
     for name in sets:
-        total, fields = DetCounts(), DetCounts()
+        total, fields, kinds = DetCounts(), DetCounts(), Counter()
         n = 0
         t0 = time.time()
         for page in iter_dev_pages(name, max_pages_per_pdf=max_pages_per_pdf):
             gt = [poly for _, poly in page.words]
             preds = _drop_ignored(predict(page.image), gt, page.ignore)
-            total = total.add(match_counts(gt, preds))
+            matches = matched_pairs(gt, preds)
+            total = total.add(counts_of(gt, preds, matches))
+            if misses:
+                kinds += classify_misses(gt, preds, {i for i, _, _ in matches})
             if name in FIELD_UNIT_SETS:
                 fields = fields.add(match_counts(gt, group_to_units(gt, preds)))
             n += 1
@@ -103,6 +111,9 @@ def evaluate(predict: BoxSource, sets=DEFAULT_SETS, max_pages_per_pdf: int | Non
         results[name] = {"pages": n, **total.as_dict(), "seconds": round(time.time() - t0, 1)}
         if name in FIELD_UNIT_SETS:
             results[name]["fields"] = fields.as_dict()
+        if misses:
+            results[name]["misses"] = {kind: kinds[kind] for kind in MISS_KINDS}
+            results[name]["recall_ceiling"] = round(recall_ceiling(total.gt, kinds), 4)
         if verbose:
             print(f"{name}: {results[name]}", flush=True)
     return results
@@ -126,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="score the detector's boxes as they are, not the line-height boxes the pipeline reports")
     ap.add_argument("--read", action="store_true",
                     help="run the whole pipeline and score the boxes of the words it reports (slower)")
+    ap.add_argument("--misses", action="store_true",
+                    help="sort the unmatched words by cause (detection.misses) and report the recall word boxes "
+                         "could reach on each set's ground truth")
     ap.add_argument("--no-word-spans", action="store_true",
                     help="with --read: leave a box read as several words whole")
     args = ap.parse_args(argv)
@@ -146,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     tuned = load_tuned(args.postprocess)
     if tuned is not None:
         tuned.apply(predictor.postprocessor)
-    results = evaluate(predict, args.sets, args.max_pages_per_pdf, args.limit)
+    results = evaluate(predict, args.sets, args.max_pages_per_pdf, args.limit, misses=args.misses)
     post = predictor.postprocessor
     results["_config"] = {"weights": str(args.weights), "arch": args.arch, "input_size": predictor.input_size,
                           "postprocess": {"bin_thresh": post.bin_thresh, "box_thresh": post.box_thresh,

@@ -44,7 +44,8 @@ class DetCounts:
                 "precision": round(self.precision, 4), "hmean": round(self.hmean, 4), "mean_iou": round(self.mean_iou, 4)}
 
 
-def _as_array(poly) -> np.ndarray:
+def as_points(poly) -> np.ndarray:
+    """An ocrapp Polygon or an array-like of points as a (K, 2) float array."""
     if isinstance(poly, Polygon):
         return np.asarray(poly.points, dtype=np.float64)
     return np.asarray(poly, dtype=np.float64).reshape(-1, 2)
@@ -53,8 +54,8 @@ def _as_array(poly) -> np.ndarray:
 def matched_pairs(gt: list, pred: list, iou_thresh: float = 0.5) -> list[tuple[int, int, float]]:
     """gt, pred: polygons (ocrapp Polygon or (K,2) arrays). Greedy one-to-one matching by IoU:
     (gt index, pred index, IoU) per match, best IoU first."""
-    g = [_as_array(p) for p in gt]
-    p = [_as_array(q) for q in pred]
+    g = [as_points(p) for p in gt]
+    p = [as_points(q) for q in pred]
     if not g or not p:
         return []
     gb = np.array([[a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()] for a in g])
@@ -87,7 +88,11 @@ def matched_pairs(gt: list, pred: list, iou_thresh: float = 0.5) -> list[tuple[i
 
 def match_counts(gt: list, pred: list, iou_thresh: float = 0.5) -> DetCounts:
     """Counts of ``matched_pairs``: ground truth, predictions, matches and the matches' summed IoU."""
-    matches = matched_pairs(gt, pred, iou_thresh)
+    return counts_of(gt, pred, matched_pairs(gt, pred, iou_thresh))
+
+
+def counts_of(gt: list, pred: list, matches: list[tuple[int, int, float]]) -> DetCounts:
+    """``DetCounts`` of ``matched_pairs(gt, pred)``'s matches."""
     return DetCounts(len(gt), len(pred), len(matches), sum(iou for _, _, iou in matches))
 
 
@@ -95,17 +100,17 @@ def group_to_units(units: list, pred: list, min_coverage: float = 0.5) -> list[n
     """Predicted word polygons -> the ground truth's granularity, for sets whose units are multi-word fields
     (WildReceipt). Each prediction goes to the unit that covers most of its area (at least ``min_coverage``); a
     unit's predictions become one polygon, the minimum rotated rectangle around them. Others stay as they are."""
-    unit_shapes = [ShapelyPolygon(_as_array(u)).buffer(0) for u in units]
+    unit_shapes = [ShapelyPolygon(as_points(u)).buffer(0) for u in units]
     groups: dict[int, list[ShapelyPolygon]] = {}
     rest: list[np.ndarray] = []
     for poly in pred:
-        shape = ShapelyPolygon(_as_array(poly)).buffer(0)
+        shape = ShapelyPolygon(as_points(poly)).buffer(0)
         coverage = [shape.intersection(u).area / shape.area if shape.area > 0 else 0.0 for u in unit_shapes]
         best = int(np.argmax(coverage)) if coverage else -1
         if best >= 0 and coverage[best] >= min_coverage:
             groups.setdefault(best, []).append(shape)
         else:
-            rest.append(_as_array(poly))
+            rest.append(as_points(poly))
     merged = []
     for k in sorted(groups):
         hull = unary_union(groups[k]).minimum_rotated_rectangle
