@@ -5,8 +5,9 @@ and no word box can separate pieces with no space between them. ``classify_misse
 what the predicted boxes did with it, so a recall can be read as what a detector could still find and what the
 ground truth's convention puts out of reach of any word detector:
 
-* ``tight_merge``: a predicted box holds it and a neighbour less than ``tight_gap`` text heights away along the line;
-* ``merge``: a predicted box holds it and neighbours that are all farther apart (a space a detector could see);
+* ``tight_merge``: a predicted box holds it and a neighbour on its line less than ``tight_gap`` text heights away;
+* ``merge``: a predicted box holds it and other words, all farther apart or on other lines (what a detector could
+  separate);
 * ``split``: two or more predicted boxes lie inside it (the word cut in pieces);
 * ``missed``: no predicted box covers ``found`` of its area;
 * ``misfit``: a box is there but fits it below the matching IoU (too loose, too tight, shifted).
@@ -56,8 +57,9 @@ def _miss_kind(i: int, gt_arrays: list[np.ndarray], gt_shapes: list, pred_shapes
         neighbours = [k for k, other in enumerate(gt_shapes) if k != i and other.area > 0
                       and other.intersection(box).area >= cfg.holds * other.area]
         if neighbours:
-            gaps = [line_gap(gt_arrays[i], gt_arrays[k]) for k in neighbours]
-            return "tight_merge" if min(gaps) < cfg.tight_gap else "merge"
+            tight = any(on_one_line(gt_arrays[i], gt_arrays[k]) and line_gap(gt_arrays[i], gt_arrays[k]) < cfg.tight_gap
+                        for k in neighbours)
+            return "tight_merge" if tight else "merge"
     if sum(inter >= cfg.holds * p.area for inter, p in overlaps) >= 2:
         return "split"
     if sum(inter for inter, _ in overlaps) < cfg.found * word.area:
@@ -74,6 +76,16 @@ def line_gap(word: np.ndarray, other: np.ndarray) -> float:
     a, b = word @ direction, other @ direction
     height = max(_height(word), _height(other), 1.0)
     return float(max(b.min() - a.max(), a.min() - b.max()) / height)
+
+
+def on_one_line(word: np.ndarray, other: np.ndarray, max_offset: float = 0.5) -> bool:
+    """Whether ``other``'s centre lies within ``max_offset`` of ``word``'s height from ``word``'s centre line."""
+    direction = word[1] - word[0]
+    norm = float(np.linalg.norm(direction))
+    direction = direction / norm if norm > 0 else np.array([1.0, 0.0])
+    across = np.array([-direction[1], direction[0]])
+    offset = abs(float((other.mean(0) - word.mean(0)) @ across))
+    return offset <= max_offset * max(_height(word), 1.0)
 
 
 def _height(quad: np.ndarray) -> float:
