@@ -530,6 +530,7 @@ def test_the_gap_between_words_is_measured_along_a_turned_line():
     assert line_gap(other, word) == pytest.approx(0.5)
     assert line_gap(word, _quad(90, 150, 0, 20) @ turn.T) == pytest.approx(-0.5)  # overlapping
 
+
 def test_dot_matrix_breaks_strokes_into_dots_where_the_ink_was():
     from ocrapp.training.data.page_augment import dot_matrix, text_height
 

@@ -13,7 +13,7 @@ Sets whose ground-truth units are multi-word fields (WildReceipt) also get ``fie
 predicted words are grouped to the field that covers each (``metrics.group_to_units``), as the page benchmark does.
 Predictions that overlap a ground-truth "ignore" region (IoU >= 0.5 or >= 50% inside it) and match no word are
 not counted. ``--misses`` sorts the unmatched words by cause (``detection.misses``: pieces of one printed word
-merged, words merged across a space, split, missed, misfit) and gives the recall word boxes could reach (every
+merged, other merges, split, missed, misfit) and gives the recall word boxes could reach (every
 word found but the pieces the text layer splits without a space). EVALUATION ONLY: the dev data is never trained on.
 """
 

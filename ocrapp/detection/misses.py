@@ -28,7 +28,8 @@ MISS_KINDS = ("tight_merge", "merge", "split", "missed", "misfit")
 
 @dataclass(frozen=True)
 class MissConfig:
-    # Pieces closer than this (in text heights) are set as one printed word: about half a thin space.
+    # Pieces of a line closer than this (in word-box heights) are set as one printed word: narrower than a thin
+    # space (1/6 em, about 0.12 of a box's height).
     tight_gap: float = 0.12
     # A box holds a word when it covers this share of the word's area; a box lies inside a word alike.
     holds: float = 0.5
@@ -57,7 +58,8 @@ def _miss_kind(i: int, gt_arrays: list[np.ndarray], gt_shapes: list, pred_shapes
         neighbours = [k for k, other in enumerate(gt_shapes) if k != i and other.area > 0
                       and other.intersection(box).area >= cfg.holds * other.area]
         if neighbours:
-            tight = any(on_one_line(gt_arrays[i], gt_arrays[k]) and line_gap(gt_arrays[i], gt_arrays[k]) < cfg.tight_gap
+            word_quad = gt_arrays[i]
+            tight = any(on_one_line(word_quad, gt_arrays[k]) and line_gap(word_quad, gt_arrays[k]) < cfg.tight_gap
                         for k in neighbours)
             return "tight_merge" if tight else "merge"
     if sum(inter >= cfg.holds * p.area for inter, p in overlaps) >= 2:
@@ -70,9 +72,7 @@ def _miss_kind(i: int, gt_arrays: list[np.ndarray], gt_shapes: list, pred_shapes
 def line_gap(word: np.ndarray, other: np.ndarray) -> float:
     """Blank space between two word quads (TL, TR, BR, BL) along ``word``'s baseline, in text heights (negative
     when they overlap)."""
-    direction = word[1] - word[0]
-    norm = float(np.linalg.norm(direction))
-    direction = direction / norm if norm > 0 else np.array([1.0, 0.0])
+    direction = _reading_direction(word)
     a, b = word @ direction, other @ direction
     height = max(_height(word), _height(other), 1.0)
     return float(max(b.min() - a.max(), a.min() - b.max()) / height)
@@ -80,12 +80,16 @@ def line_gap(word: np.ndarray, other: np.ndarray) -> float:
 
 def on_one_line(word: np.ndarray, other: np.ndarray, max_offset: float = 0.5) -> bool:
     """Whether ``other``'s centre lies within ``max_offset`` of ``word``'s height from ``word``'s centre line."""
-    direction = word[1] - word[0]
-    norm = float(np.linalg.norm(direction))
-    direction = direction / norm if norm > 0 else np.array([1.0, 0.0])
+    direction = _reading_direction(word)
     across = np.array([-direction[1], direction[0]])
     offset = abs(float((other.mean(0) - word.mean(0)) @ across))
     return offset <= max_offset * max(_height(word), 1.0)
+
+
+def _reading_direction(quad: np.ndarray) -> np.ndarray:
+    along = quad[1] - quad[0]
+    norm = float(np.linalg.norm(along))
+    return along / norm if norm > 0 else np.array([1.0, 0.0])
 
 
 def _height(quad: np.ndarray) -> float:
