@@ -522,13 +522,15 @@ def test_unmatched_words_are_sorted_by_what_the_boxes_did_with_them():
 
 
 def test_the_gap_between_words_is_measured_along_a_turned_line():
+    from ocrapp.detection.fragments import LineBoxes
     from ocrapp.detection.misses import line_gap
 
     turn = cv2.getRotationMatrix2D((0, 0), 30, 1.0)[:, :2]
-    word, other = _quad(0, 100, 0, 20) @ turn.T, _quad(110, 150, 0, 20) @ turn.T
-    assert line_gap(word, other) == pytest.approx(0.5)  # 10 px of blank, 20 px high
-    assert line_gap(other, word) == pytest.approx(0.5)
-    assert line_gap(word, _quad(90, 150, 0, 20) @ turn.T) == pytest.approx(-0.5)  # overlapping
+    word, other, overlapping = _quad(0, 100, 0, 20), _quad(110, 150, 0, 20), _quad(90, 150, 0, 20)
+    lines = LineBoxes.of(np.stack([word, other, overlapping]) @ turn.T)
+    assert line_gap(lines, 0, 1) == pytest.approx(0.5)  # 10 px of blank, 20 px high
+    assert line_gap(lines, 1, 0) == pytest.approx(0.5)
+    assert line_gap(lines, 0, 2) == pytest.approx(-0.5)  # overlapping
 
 
 def test_dot_matrix_breaks_strokes_into_dots_where_the_ink_was():

@@ -41,15 +41,24 @@ class LineBoxes:
 
     def joins(self, i: int, j: int, rule: FragmentRule) -> bool:
         low, high = sorted((float(self.heights[i]), float(self.heights[j])))
+        same_direction = float(self.directions[i] @ self.directions[j]) >= rule.min_cos
+        if low <= 0 or high / low > rule.max_height_ratio or not same_direction:
+            return False
+        if self.offset_across(i, j) > rule.max_offset * low:
+            return False
+        return self.gap_along(i, j) <= rule.max_gap * low
+
+    def gap_along(self, i: int, j: int) -> float:
+        """Blank space between boxes i and j along box i's line, in pixels (negative where they overlap)."""
         direction = self.directions[i]
-        if low <= 0 or high / low > rule.max_height_ratio or float(direction @ self.directions[j]) < rule.min_cos:
-            return False
-        across = np.array([-direction[1], direction[0]])
-        if abs(float((self.centres[j] - self.centres[i]) @ across)) > rule.max_offset * low:
-            return False
         a_along, b_along = self.quads[i] @ direction, self.quads[j] @ direction
-        gap = max(b_along.min() - a_along.max(), a_along.min() - b_along.max())
-        return gap <= rule.max_gap * low
+        return float(max(b_along.min() - a_along.max(), a_along.min() - b_along.max()))
+
+    def offset_across(self, i: int, j: int) -> float:
+        """Distance of box j's centre from box i's centre line, in pixels."""
+        direction = self.directions[i]
+        across = np.array([-direction[1], direction[0]])
+        return abs(float((self.centres[j] - self.centres[i]) @ across))
 
 
 def _candidate_pairs(boxes: LineBoxes, rule: FragmentRule) -> np.ndarray:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from shapely.geometry import Polygon as ShapelyPolygon
 
+from ocrapp.detection.fragments import LineBoxes
 from ocrapp.detection.metrics import as_points
 
 MISS_KINDS = ("tight_merge", "merge", "split", "missed", "misfit")
@@ -42,15 +43,16 @@ def classify_misses(gt: list, pred: list, matched_gt: set[int], cfg: MissConfig 
     gt_arrays = [as_points(g) for g in gt]
     gt_shapes = [ShapelyPolygon(a).buffer(0) for a in gt_arrays]
     pred_shapes = [ShapelyPolygon(as_points(p)).buffer(0) for p in pred]
+    lines = LineBoxes.of(np.stack([_as_quad(a) for a in gt_arrays])) if gt_arrays else None
     kinds: Counter = Counter()
     for i, shape in enumerate(gt_shapes):
         if i in matched_gt or shape.area <= 0:
             continue
-        kinds[_miss_kind(i, gt_arrays, gt_shapes, pred_shapes, cfg)] += 1
+        kinds[_miss_kind(i, lines, gt_shapes, pred_shapes, cfg)] += 1
     return kinds
 
 
-def _miss_kind(i: int, gt_arrays: list[np.ndarray], gt_shapes: list, pred_shapes: list, cfg: MissConfig) -> str:
+def _miss_kind(i: int, lines: LineBoxes, gt_shapes: list, pred_shapes: list, cfg: MissConfig) -> str:
     word = gt_shapes[i]
     overlaps = [(word.intersection(p).area, p) for p in pred_shapes if p.area > 0 and word.intersects(p)]
     holders = [p for inter, p in overlaps if inter >= cfg.holds * word.area]
@@ -58,9 +60,7 @@ def _miss_kind(i: int, gt_arrays: list[np.ndarray], gt_shapes: list, pred_shapes
         neighbours = [k for k, other in enumerate(gt_shapes) if k != i and other.area > 0
                       and other.intersection(box).area >= cfg.holds * other.area]
         if neighbours:
-            word_quad = gt_arrays[i]
-            tight = any(on_one_line(word_quad, gt_arrays[k]) and line_gap(word_quad, gt_arrays[k]) < cfg.tight_gap
-                        for k in neighbours)
+            tight = any(on_one_line(lines, i, k) and line_gap(lines, i, k) < cfg.tight_gap for k in neighbours)
             return "tight_merge" if tight else "merge"
     if sum(inter >= cfg.holds * p.area for inter, p in overlaps) >= 2:
         return "split"
@@ -69,31 +69,22 @@ def _miss_kind(i: int, gt_arrays: list[np.ndarray], gt_shapes: list, pred_shapes
     return "misfit"
 
 
-def line_gap(word: np.ndarray, other: np.ndarray) -> float:
-    """Blank space between two word quads (TL, TR, BR, BL) along ``word``'s baseline, in text heights (negative
-    when they overlap)."""
-    direction = _reading_direction(word)
-    a, b = word @ direction, other @ direction
-    height = max(_height(word), _height(other), 1.0)
-    return float(max(b.min() - a.max(), a.min() - b.max()) / height)
+def line_gap(lines: LineBoxes, i: int, k: int) -> float:
+    """Blank space between words i and k along word i's line, in text heights (negative where they overlap)."""
+    return lines.gap_along(i, k) / max(float(lines.heights[i]), float(lines.heights[k]), 1.0)
 
 
-def on_one_line(word: np.ndarray, other: np.ndarray, max_offset: float = 0.5) -> bool:
-    """Whether ``other``'s centre lies within ``max_offset`` of ``word``'s height from ``word``'s centre line."""
-    direction = _reading_direction(word)
-    across = np.array([-direction[1], direction[0]])
-    offset = abs(float((other.mean(0) - word.mean(0)) @ across))
-    return offset <= max_offset * max(_height(word), 1.0)
+def on_one_line(lines: LineBoxes, i: int, k: int, max_offset: float = 0.5) -> bool:
+    """Whether word k's centre lies within ``max_offset`` of word i's height from word i's centre line."""
+    return lines.offset_across(i, k) <= max_offset * max(float(lines.heights[i]), 1.0)
 
 
-def _reading_direction(quad: np.ndarray) -> np.ndarray:
-    along = quad[1] - quad[0]
-    norm = float(np.linalg.norm(along))
-    return along / norm if norm > 0 else np.array([1.0, 0.0])
-
-
-def _height(quad: np.ndarray) -> float:
-    return float(np.linalg.norm(quad[3] - quad[0])) if len(quad) == 4 else float(np.ptp(quad[:, 1]))
+def _as_quad(points: np.ndarray) -> np.ndarray:
+    """A word's quad (TL, TR, BR, BL); a polygon of another length is taken as its upright bounding box."""
+    if len(points) == 4:
+        return points
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
 
 
 def recall_ceiling(gt_count: int, kinds: Counter) -> float:
