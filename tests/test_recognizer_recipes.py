@@ -487,3 +487,29 @@ def test_weight_average_follows_the_training_and_is_exported(tmp_path: Path) -> 
     train(replace(cfg, out=tmp_path / "plain", ema_decay=0.0))
     with pytest.raises(SystemExit, match="without --ema-decay"):
         export([str(tmp_path / "plain" / "last.pt"), str(tmp_path / "x.safetensors"), "--ema"])
+
+
+def test_a_frozen_image_tower_keeps_its_weights_and_statistics_while_the_decoders_train(tmp_path: Path) -> None:
+    import torch
+
+    from ocrapp.recognition.clip4str.config import CONFIGS
+    from ocrapp.recognition.clip4str.model import Clip4Str
+    from ocrapp.recognition.weights import save_recognizer
+    from ocrapp.training.recognizer.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    save_recognizer(Clip4Str(CONFIGS["clip4str-tiny"]).eval(), tmp_path / "start.safetensors")
+    start = load_recognizer(tmp_path / "start.safetensors").state_dict()
+    build_cache(tmp_path / "data", count=100, workers=1, shard_size=100, seed=5)
+    # eval_every=2: evaluations between steps must not put the tower's BatchNorms back into training mode
+    cfg = TrainConfig(model="clip4str-tiny", data=[tmp_path / "data"], val=[tmp_path / "data"], val_limit=16,
+                      out=tmp_path / "run", batch_size=16, minutes=0.05, threads=1, warmup_steps=5, eval_every=2,
+                      init_weights=tmp_path / "start.safetensors", freeze_image_tower=True)
+    train(cfg)
+    state = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert state["step"] > 2
+    tower = [k for k in state["model"] if k.startswith("clip_model.visual.")]
+    assert any("running_mean" in k for k in tower)
+    assert all(torch.equal(state["model"][k], start[k].to(state["model"][k].dtype)) for k in tower)
+    assert not torch.equal(state["model"]["visual_decoder.head.weight"], start["visual_decoder.head.weight"].float())
+    assert not torch.equal(state["model"]["token_proj.weight"], start["token_proj.weight"].float())

@@ -139,12 +139,15 @@ def _psm_group_loss(model: Clip4Str, memory: Tensor, labels: list[str], sampler:
 
 
 def parameter_groups(model: Clip4Str, lr: float, decoder_lr_scale: float, weight_decay: float,
-                     text_freeze_layers: int = 0) -> list[dict]:
+                     text_freeze_layers: int = 0, freeze_image_tower: bool = False) -> list[dict]:
     """Encoder (CLIP towers) at ``lr``, decoders at ``lr * decoder_lr_scale``; no decay on norms, biases,
-    embeddings and position queries. ``text_freeze_layers`` freezes the first N text transformer blocks."""
+    embeddings and position queries. ``text_freeze_layers`` freezes the first N text transformer blocks,
+    ``freeze_image_tower`` the image tower (``clip_model.visual``; the image tokens' projection still trains)."""
     for name, p in model.clip_model.named_parameters():
         if name.startswith("transformer.resblocks."):
             p.requires_grad = int(name.split(".")[2]) >= text_freeze_layers
+        elif name.startswith("visual."):
+            p.requires_grad = not freeze_image_tower
 
     def no_decay(name: str, p: Tensor) -> bool:
         return p.ndim < 2 or any(k in name for k in ("bn", "ln", "norm", "bias", "pos_queries", "embed", "logit_scale"))
