@@ -5,9 +5,9 @@ python benchmarks/recognizer_speed.py [--weights models/recognizer_clip4str-s.sa
     [--reread-below T] [--no-lexicon] [--crops synthetic|<dev crop set>] [--count N]
 Crops are synthetic words rendered with the data engine (fixed seed), so every run reads the same pixels; with
 ``--crops c-pdf-word-crops`` (or another dev crop set) the first ``--count`` crops of that set in ../shared/data/dev.
-Each run reads ``--count`` crops (default: one batch) in batches of ``--batch``; the recognizer orders them by width
-first, as it does a page's words, so batches of many crops decode fewer steps. Throughput depends on the crops:
-unsure ones are read a second time and long ones in pieces.
+Each run reads ``--count`` crops (default: one batch) in batches of ``--batch``; the recognizer orders them by
+aspect ratio first, as it does a page's words, so batches of many crops decode fewer steps. Throughput depends on
+the crops: unsure ones are read a second time and long ones in pieces.
 """
 
 from __future__ import annotations
